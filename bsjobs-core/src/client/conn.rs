@@ -1,0 +1,148 @@
+//! One beanstalkd connection owned by one task: buffers, pipelining, timeouts.
+
+use crate::proto::{decode, Command, Response};
+use crate::Error;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::ClientConfig;
+
+/// A single connection to beanstalkd.
+///
+/// Commands are queued with [`Connection::queue`] and sent together with
+/// [`Connection::flush`]; replies are read in order with
+/// [`Connection::recv`]. Queuing several commands before one flush is
+/// pipelining: one write, one round trip. A job reserved on a connection can
+/// only be deleted, released, buried or touched on that same connection.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    rbuf: Vec<u8>,
+    rpos: usize,
+    wbuf: Vec<u8>,
+    io_timeout: Duration,
+    max_body: usize,
+}
+
+impl Connection {
+    /// Connects to `addr` (`host:port`) with `TCP_NODELAY` and the timeouts of `cfg`.
+    pub async fn connect(addr: &str, cfg: &ClientConfig) -> Result<Self, Error> {
+        let stream = match tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(addr)).await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(source)) => {
+                return Err(Error::Connect {
+                    addr: addr.to_owned(),
+                    source,
+                })
+            }
+            Err(_) => {
+                return Err(Error::Connect {
+                    addr: addr.to_owned(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no connection within {:?}", cfg.connect_timeout),
+                    ),
+                })
+            }
+        };
+        stream.set_nodelay(true)?;
+        Ok(Connection {
+            stream,
+            rbuf: Vec::with_capacity(16 * 1024),
+            rpos: 0,
+            wbuf: Vec::with_capacity(16 * 1024),
+            io_timeout: cfg.io_timeout,
+            max_body: cfg.max_job_size.saturating_add(1024).max(1 << 20),
+        })
+    }
+
+    /// Encodes `cmd` into the write buffer; nothing is sent until [`flush`](Self::flush).
+    pub fn queue(&mut self, cmd: &Command<'_>) {
+        cmd.encode(&mut self.wbuf);
+    }
+
+    /// Appends already-encoded commands to the write buffer.
+    pub fn queue_raw(&mut self, bytes: &[u8]) {
+        self.wbuf.extend_from_slice(bytes);
+    }
+
+    /// Bytes queued and not yet flushed.
+    pub fn queued(&self) -> usize {
+        self.wbuf.len()
+    }
+
+    /// Writes every queued command in one go.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let io = self.io_timeout;
+        let res = tokio::time::timeout(io, self.stream.write_all(&self.wbuf)).await;
+        self.wbuf.clear();
+        match res {
+            Ok(r) => r.map_err(Error::Io),
+            Err(_) => Err(timed_out(io)),
+        }
+    }
+
+    /// Reads the next reply, waiting at most the I/O timeout.
+    pub async fn recv(&mut self) -> Result<Response, Error> {
+        self.recv_within(Some(self.io_timeout)).await
+    }
+
+    /// Reads the next reply, waiting at most `limit` (`None`: forever, as a
+    /// blocking `reserve` needs).
+    pub async fn recv_within(&mut self, limit: Option<Duration>) -> Result<Response, Error> {
+        loop {
+            if let Some((resp, used)) = decode(&self.rbuf[self.rpos..], self.max_body)? {
+                self.rpos += used;
+                if self.rpos == self.rbuf.len() {
+                    self.rbuf.clear();
+                    self.rpos = 0;
+                }
+                return Ok(resp);
+            }
+            if self.rpos > 0 {
+                self.rbuf.drain(..self.rpos);
+                self.rpos = 0;
+            }
+            self.rbuf.reserve(16 * 1024);
+            let read = self.stream.read_buf(&mut self.rbuf);
+            let n = match limit {
+                Some(l) => tokio::time::timeout(l, read)
+                    .await
+                    .map_err(|_| timed_out(l))??,
+                None => read.await?,
+            };
+            if n == 0 {
+                return Err(Error::Closed);
+            }
+        }
+    }
+
+    /// True when a complete reply is already buffered.
+    pub fn has_buffered_reply(&self) -> bool {
+        matches!(decode(&self.rbuf[self.rpos..], self.max_body), Ok(Some(_)))
+    }
+
+    /// Sends one command and reads its reply.
+    pub async fn request(&mut self, cmd: &Command<'_>) -> Result<Response, Error> {
+        self.queue(cmd);
+        self.flush().await?;
+        self.recv().await
+    }
+
+    /// The underlying stream, for splitting or inspection.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+pub(crate) fn timed_out(after: Duration) -> Error {
+    Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("beanstalkd did not answer within {after:?}"),
+    ))
+}

@@ -1,0 +1,523 @@
+//! Async access to beanstalkd: single [`Connection`]s and the shared [`Client`].
+//!
+//! A [`Client`] is what producers use. It is cheap to clone and safe to share
+//! between any number of tasks: each server gets a small set of *lanes*, one
+//! connection driven by one task, and the requests of all tasks are written
+//! back to back on a lane and matched to their replies in order. Many tasks
+//! enqueuing at once therefore pipeline automatically — no batching by hand.
+
+mod conn;
+mod lane;
+mod url;
+
+pub(crate) use conn::timed_out;
+pub use conn::Connection;
+pub use url::parse_url;
+
+use crate::job::{secs_ceil, Enqueue, JobHandle, PreparedPut};
+use crate::proto::stats::{parse_list, JobStats, ServerStats, TubeStats};
+use crate::proto::{validate_tube, Command, JobId, Response};
+use crate::Error;
+use lane::Lane;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Settings of a [`Client`] (and of the connections a worker opens).
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `host:port` of each beanstalkd server. Jobs are spread over them.
+    pub servers: Vec<String>,
+    /// Longest wait for a TCP connection. Default 1 s.
+    pub connect_timeout: Duration,
+    /// Longest wait for a reply to a non-blocking command. Default 5 s.
+    pub io_timeout: Duration,
+    /// Largest job body sent; beanstalkd's own default (`-z`) is 65 535 bytes.
+    pub max_job_size: usize,
+    /// Connections per server that a [`Client`] multiplexes requests over. Default 1.
+    pub lanes: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            servers: vec!["127.0.0.1:11300".to_owned()],
+            connect_timeout: Duration::from_secs(1),
+            io_timeout: Duration::from_secs(5),
+            max_job_size: 65_535,
+            lanes: 1,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Settings for the servers of a URL: `beanstalk://host:port`, or several
+    /// separated by commas (`beanstalk://a:11300,b:11300`).
+    pub fn from_url(url: &str) -> Result<Self, Error> {
+        Ok(ClientConfig {
+            servers: parse_url(url)?,
+            ..ClientConfig::default()
+        })
+    }
+
+    /// Settings from the `BSJOBS_URL` environment variable, or the default
+    /// `beanstalk://127.0.0.1:11300`.
+    pub fn from_env() -> Result<Self, Error> {
+        match std::env::var("BSJOBS_URL") {
+            Ok(url) if !url.trim().is_empty() => Self::from_url(&url),
+            _ => Ok(ClientConfig::default()),
+        }
+    }
+}
+
+/// A shared, pipelining beanstalkd client for producers.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), bsjobs_core::Error> {
+/// let client = bsjobs_core::Client::new("beanstalk://127.0.0.1:11300")?;
+/// let id = client.put("email", 1024, 0, 60, b"{\"args\":{}}".to_vec()).await?;
+/// # Ok(()) }
+/// ```
+/// Connections are opened lazily, on the first request, and re-opened after a
+/// failure; a request fails with a typed error within the configured timeouts
+/// when no server answers.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    /// `lanes[server][lane]`.
+    lanes: Vec<Vec<Lane>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("servers", &self.inner.config.servers)
+            .finish_non_exhaustive()
+    }
+}
+
+static GLOBAL: OnceLock<Client> = OnceLock::new();
+
+impl Client {
+    /// A client for `url` (`beanstalk://host:port[,host:port…]`) with default settings.
+    pub fn new(url: &str) -> Result<Self, Error> {
+        Ok(Self::with_config(ClientConfig::from_url(url)?))
+    }
+
+    /// A client for the servers named by `BSJOBS_URL`.
+    pub fn from_env() -> Result<Self, Error> {
+        Ok(Self::with_config(ClientConfig::from_env()?))
+    }
+
+    /// A client with explicit settings.
+    pub fn with_config(config: ClientConfig) -> Self {
+        let lanes = config
+            .servers
+            .iter()
+            .map(|addr| {
+                (0..config.lanes.max(1))
+                    .map(|_| Lane::new(addr.clone(), config.clone()))
+                    .collect()
+            })
+            .collect();
+        Client {
+            inner: Arc::new(Inner {
+                config,
+                lanes,
+                next: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// The process-wide client that generated `enqueue` calls use: the one
+    /// installed with [`Client::set_global`], or else one built from `BSJOBS_URL`.
+    pub fn global() -> Result<&'static Client, Error> {
+        if let Some(c) = GLOBAL.get() {
+            return Ok(c);
+        }
+        let c = Client::from_env()?;
+        Ok(GLOBAL.get_or_init(|| c))
+    }
+
+    /// Installs `client` as the process-wide default. Returns `false` if a
+    /// global client was already in use (it is not replaced).
+    pub fn set_global(client: Client) -> bool {
+        GLOBAL.set(client).is_ok()
+    }
+
+    /// The settings this client was built with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    fn server_count(&self) -> usize {
+        self.inner.lanes.len()
+    }
+
+    fn lane(&self, server: usize) -> &Lane {
+        let lanes = &self.inner.lanes[server % self.server_count()];
+        if lanes.len() == 1 {
+            return &lanes[0];
+        }
+        &lanes[self.inner.next.fetch_add(1, Ordering::Relaxed) % lanes.len()]
+    }
+
+    fn pick_server(&self) -> usize {
+        if self.server_count() == 1 {
+            0
+        } else {
+            self.inner.next.fetch_add(1, Ordering::Relaxed) % self.server_count()
+        }
+    }
+
+    /// Sends one command to `server`, after a `use tube` when `tube` is given,
+    /// and returns the reply, within the configured timeouts.
+    pub async fn request(
+        &self,
+        server: usize,
+        tube: Option<&str>,
+        cmd: &Command<'_>,
+    ) -> Result<Response, Error> {
+        if let Some(t) = tube.or(cmd.tube()) {
+            check_tube(t)?;
+        }
+        let mut bytes = Vec::with_capacity(64);
+        cmd.encode(&mut bytes);
+        let mut replies = self
+            .lane(server)
+            .call(tube.map(str::to_owned), bytes, 1)
+            .await?;
+        Ok(replies.pop().expect("one reply per command"))
+    }
+
+    fn check_body(&self, len: usize) -> Result<(), Error> {
+        let max = self.inner.config.max_job_size;
+        if len > max {
+            return Err(Error::JobTooBig { len, max });
+        }
+        Ok(())
+    }
+
+    /// Puts a job into `tube` and returns its id.
+    pub async fn put(
+        &self,
+        tube: &str,
+        pri: u32,
+        delay: u32,
+        ttr: u32,
+        body: Vec<u8>,
+    ) -> Result<JobId, Error> {
+        self.put_on(self.pick_server(), tube, pri, delay, ttr, &body)
+            .await
+            .map(|(_, id)| id)
+    }
+
+    async fn put_on(
+        &self,
+        server: usize,
+        tube: &str,
+        pri: u32,
+        delay: u32,
+        ttr: u32,
+        body: &[u8],
+    ) -> Result<(usize, JobId), Error> {
+        check_tube(tube)?;
+        self.check_body(body.len())?;
+        let mut bytes = Vec::with_capacity(body.len() + 40);
+        Command::Put {
+            pri,
+            delay,
+            ttr,
+            body,
+        }
+        .encode(&mut bytes);
+        let mut r = self
+            .lane(server)
+            .call(Some(tube.to_owned()), bytes, 1)
+            .await?;
+        put_result(r.pop().expect("one reply")).map(|id| (server % self.server_count(), id))
+    }
+
+    /// Puts a prepared job (see [`Enqueue::into_put`]).
+    pub async fn put_prepared(&self, p: PreparedPut) -> Result<JobHandle, Error> {
+        let (server, id) = self
+            .put_on(self.pick_server(), p.tube, p.pri, p.delay, p.ttr, &p.body)
+            .await?;
+        Ok(JobHandle {
+            id,
+            tube: p.tube,
+            chain: p.chain,
+            server,
+        })
+    }
+
+    /// Enqueues many jobs with one write per server and tube batch.
+    ///
+    /// Returns one result per job, in order. Cheaper than as many
+    /// `enqueue` calls: the puts travel together and are answered together.
+    pub async fn enqueue_many(
+        &self,
+        jobs: impl IntoIterator<Item = Enqueue>,
+    ) -> Vec<Result<JobHandle, Error>> {
+        let mut out: Vec<Result<JobHandle, Error>> = Vec::new();
+        // Consecutive jobs for the same tube form one batch.
+        let mut batch: Vec<PreparedPut> = Vec::new();
+        for job in jobs {
+            match job.into_put() {
+                Ok(p) => {
+                    if batch.first().is_some_and(|b| b.tube != p.tube) || batch.len() >= 1024 {
+                        self.flush_batch(&mut batch, &mut out).await;
+                    }
+                    batch.push(p);
+                }
+                Err(e) => {
+                    self.flush_batch(&mut batch, &mut out).await;
+                    out.push(Err(e));
+                }
+            }
+        }
+        self.flush_batch(&mut batch, &mut out).await;
+        out
+    }
+
+    async fn flush_batch(
+        &self,
+        batch: &mut Vec<PreparedPut>,
+        out: &mut Vec<Result<JobHandle, Error>>,
+    ) {
+        let Some(first) = batch.first() else { return };
+        let tube = first.tube;
+        let server = self.pick_server();
+        let mut bytes = Vec::new();
+        let mut sent = Vec::with_capacity(batch.len());
+        for p in batch.drain(..) {
+            if let Err(e) = check_tube(tube).and_then(|_| self.check_body(p.body.len())) {
+                out.push(Err(e));
+                continue;
+            }
+            Command::Put {
+                pri: p.pri,
+                delay: p.delay,
+                ttr: p.ttr,
+                body: &p.body,
+            }
+            .encode(&mut bytes);
+            sent.push(p.chain);
+        }
+        if sent.is_empty() {
+            return;
+        }
+        match self
+            .lane(server)
+            .call(Some(tube.to_owned()), bytes, sent.len())
+            .await
+        {
+            Ok(replies) => {
+                for (r, chain) in replies.into_iter().zip(sent) {
+                    out.push(put_result(r).map(|id| JobHandle {
+                        id,
+                        tube,
+                        chain,
+                        server: server % self.server_count(),
+                    }));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                out.push(Err(e));
+                for _ in 1..sent.len() {
+                    out.push(Err(Error::Unexpected(msg.clone())));
+                }
+            }
+        }
+    }
+
+    /// Deletes a job that is ready, delayed or buried (or reserved by no one).
+    pub async fn delete(&self, server: usize, id: JobId) -> Result<(), Error> {
+        match self.request(server, None, &Command::Delete(id)).await? {
+            Response::Deleted => Ok(()),
+            r => Err(other(r)),
+        }
+    }
+
+    /// `peek <id>`: the body of any job, or `None` if it does not exist.
+    pub async fn peek(&self, server: usize, id: JobId) -> Result<Option<Vec<u8>>, Error> {
+        found(self.request(server, None, &Command::Peek(id)).await?)
+    }
+
+    async fn peek_in(
+        &self,
+        server: usize,
+        tube: &str,
+        cmd: Command<'_>,
+    ) -> Result<Option<(JobId, Vec<u8>)>, Error> {
+        match self.request(server, Some(tube), &cmd).await? {
+            Response::Found { id, body } => Ok(Some((id, body))),
+            Response::NotFound => Ok(None),
+            r => Err(other(r)),
+        }
+    }
+
+    /// The next ready job of `tube`, without reserving it.
+    pub async fn peek_ready(
+        &self,
+        server: usize,
+        tube: &str,
+    ) -> Result<Option<(JobId, Vec<u8>)>, Error> {
+        self.peek_in(server, tube, Command::PeekReady).await
+    }
+
+    /// The delayed job of `tube` that becomes ready first.
+    pub async fn peek_delayed(
+        &self,
+        server: usize,
+        tube: &str,
+    ) -> Result<Option<(JobId, Vec<u8>)>, Error> {
+        self.peek_in(server, tube, Command::PeekDelayed).await
+    }
+
+    /// The oldest buried job of `tube`.
+    pub async fn peek_buried(
+        &self,
+        server: usize,
+        tube: &str,
+    ) -> Result<Option<(JobId, Vec<u8>)>, Error> {
+        self.peek_in(server, tube, Command::PeekBuried).await
+    }
+
+    /// Kicks up to `bound` buried (or else delayed) jobs of `tube` back to ready;
+    /// returns how many moved.
+    pub async fn kick(&self, server: usize, tube: &str, bound: u32) -> Result<u64, Error> {
+        match self
+            .request(server, Some(tube), &Command::Kick(bound))
+            .await?
+        {
+            Response::KickedCount(n) => Ok(n),
+            r => Err(other(r)),
+        }
+    }
+
+    /// Kicks one buried or delayed job back to ready.
+    pub async fn kick_job(&self, server: usize, id: JobId) -> Result<(), Error> {
+        match self.request(server, None, &Command::KickJob(id)).await? {
+            Response::Kicked => Ok(()),
+            r => Err(other(r)),
+        }
+    }
+
+    /// `stats-job`: the state and counters of one job.
+    pub async fn stats_job(&self, server: usize, id: JobId) -> Result<JobStats, Error> {
+        let body = ok_body(self.request(server, None, &Command::StatsJob(id)).await?)?;
+        JobStats::parse(&body).map_err(|e| Error::Unexpected(e.to_string()))
+    }
+
+    /// `stats-tube`: counts of one tube.
+    pub async fn stats_tube(&self, server: usize, tube: &str) -> Result<TubeStats, Error> {
+        let body = ok_body(
+            self.request(server, None, &Command::StatsTube(tube))
+                .await?,
+        )?;
+        TubeStats::parse(&body).map_err(|e| Error::Unexpected(e.to_string()))
+    }
+
+    /// `stats`: the server's counters.
+    pub async fn stats(&self, server: usize) -> Result<ServerStats, Error> {
+        let body = ok_body(self.request(server, None, &Command::Stats).await?)?;
+        ServerStats::parse(&body).map_err(|e| Error::Unexpected(e.to_string()))
+    }
+
+    /// `list-tubes`: every tube that exists.
+    pub async fn list_tubes(&self, server: usize) -> Result<Vec<String>, Error> {
+        let body = ok_body(self.request(server, None, &Command::ListTubes).await?)?;
+        parse_list(&body).map_err(|e| Error::Unexpected(e.to_string()))
+    }
+
+    /// `pause-tube`: no job of `tube` is reserved for `delay`.
+    pub async fn pause_tube(
+        &self,
+        server: usize,
+        tube: &str,
+        delay: Duration,
+    ) -> Result<(), Error> {
+        let cmd = Command::PauseTube(tube, secs_ceil(delay));
+        match self.request(server, None, &cmd).await? {
+            Response::Paused => Ok(()),
+            r => Err(other(r)),
+        }
+    }
+
+    /// Stops a job: see [`JobHandle::cancel`].
+    pub async fn cancel(&self, handle: &JobHandle) -> Result<bool, Error> {
+        if let Some(chain) = &handle.chain {
+            // The marker tube tells every worker that this chain is over; it
+            // lives as long as a job is in it, and the worker that ends the
+            // chain deletes it.
+            let marker = cancel_tube(chain);
+            for server in 0..self.server_count() {
+                self.put_on(server, &marker, 0, CANCEL_MARKER_DELAY, 1, b"cancel")
+                    .await?;
+            }
+        }
+        match self.delete(handle.server, handle.id).await {
+            Ok(()) => Ok(true),
+            Err(Error::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Delay of a cancel marker: long enough to outlive any repeat interval in
+/// practice (30 days); the worker deletes it when it ends the chain.
+pub(crate) const CANCEL_MARKER_DELAY: u32 = 30 * 24 * 3600;
+
+/// The tube whose existence marks a cancelled chain.
+pub(crate) fn cancel_tube(chain: &str) -> String {
+    format!("bsjobs.cancel.{chain}")
+}
+
+fn check_tube(tube: &str) -> Result<(), Error> {
+    validate_tube(tube).map_err(|reason| Error::BadTube {
+        tube: tube.to_owned(),
+        reason,
+    })
+}
+
+/// Maps a reply that is not the expected success to an error.
+pub(crate) fn other(r: Response) -> Error {
+    match r {
+        Response::NotFound => Error::NotFound,
+        Response::OutOfMemory => Error::OutOfMemory,
+        Response::InternalError => Error::InternalError,
+        Response::Draining => Error::Draining,
+        Response::JobTooBig => Error::ServerJobTooBig,
+        Response::BuriedId(id) => Error::BuriedOnArrival(id),
+        r => Error::Unexpected(format!("{r:?}")),
+    }
+}
+
+fn put_result(r: Response) -> Result<JobId, Error> {
+    match r {
+        Response::Inserted(id) => Ok(id),
+        r => Err(other(r)),
+    }
+}
+
+fn found(r: Response) -> Result<Option<Vec<u8>>, Error> {
+    match r {
+        Response::Found { body, .. } => Ok(Some(body)),
+        Response::NotFound => Ok(None),
+        r => Err(other(r)),
+    }
+}
+
+fn ok_body(r: Response) -> Result<Vec<u8>, Error> {
+    match r {
+        Response::Ok(b) => Ok(b),
+        r => Err(other(r)),
+    }
+}

@@ -1,0 +1,96 @@
+use crate::proto::{JobId, ProtoError};
+
+/// Everything that can go wrong in bsjobs.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A `beanstalk://` URL that cannot be used.
+    #[error("invalid beanstalkd URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A tube name beanstalkd would refuse; nothing was sent.
+    #[error("invalid tube name {tube:?}: {reason}")]
+    BadTube {
+        /// The name as given.
+        tube: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A job body larger than the client's limit; nothing was sent.
+    #[error("job body of {len} bytes exceeds the {max}-byte limit (beanstalkd -z)")]
+    JobTooBig {
+        /// Body length.
+        len: usize,
+        /// The limit in force.
+        max: usize,
+    },
+    /// The job's arguments could not be serialized.
+    #[error("cannot serialize job arguments: {0}")]
+    Serialize(String),
+    /// Connecting to beanstalkd failed or timed out.
+    #[error("cannot connect to beanstalkd at {addr}: {source}")]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An I/O error or timeout on an established connection.
+    #[error("beanstalkd connection failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server sent bytes that are not the beanstalkd protocol.
+    #[error("beanstalkd protocol error: {0}")]
+    Protocol(#[from] ProtoError),
+    /// The server closed the connection.
+    #[error("beanstalkd closed the connection")]
+    Closed,
+    /// `OUT_OF_MEMORY`: the server cannot allocate the job.
+    #[error("beanstalkd is out of memory")]
+    OutOfMemory,
+    /// `INTERNAL_ERROR`: a bug in the server.
+    #[error("beanstalkd reported an internal error")]
+    InternalError,
+    /// `DRAINING`: the server is in drain mode and refuses new jobs.
+    #[error("beanstalkd is draining and accepts no new jobs")]
+    Draining,
+    /// `JOB_TOO_BIG`: the server's limit (`-z`) is smaller than the body.
+    #[error("beanstalkd refused the job as too big (raise its -z limit)")]
+    ServerJobTooBig,
+    /// `BURIED <id>`: the job was stored but buried because the server could
+    /// not grow its priority queue (out of memory).
+    #[error("beanstalkd buried job {0} on arrival (server out of memory)")]
+    BuriedOnArrival(JobId),
+    /// `NOT_FOUND` where the operation needs the job or tube to exist.
+    #[error("not found")]
+    NotFound,
+    /// A reply the command cannot have, such as `BAD_FORMAT` or
+    /// `UNKNOWN_COMMAND`, which point at a bug in the client.
+    #[error("unexpected reply from beanstalkd: {0}")]
+    Unexpected(String),
+    /// Two job functions claim one tube.
+    #[error(
+        "tube {tube:?} has two handlers: `{first}` at {first_at} and `{second}` at {second_at}"
+    )]
+    DuplicateTube {
+        /// The tube.
+        tube: &'static str,
+        /// First function.
+        first: &'static str,
+        /// Where it is.
+        first_at: String,
+        /// Second function.
+        second: &'static str,
+        /// Where it is.
+        second_at: String,
+    },
+    /// The worker was asked to run no tube at all.
+    #[error("no job is registered: add #[bsjobs::job] functions to the worker binary, or name tubes that have handlers")]
+    NoJobs,
+    /// A tube was selected that has no handler in this binary.
+    #[error("no handler is registered for tube {0:?}")]
+    UnknownTube(String),
+}

@@ -1,0 +1,26 @@
+//! The protocol, client and worker runtime behind [bsjobs](https://docs.rs/bsjobs).
+//!
+//! Applications use the `bsjobs` facade; this crate is its engine room:
+//! - [`proto`]: the beanstalkd protocol, sans-IO;
+//! - [`client`]: async connections and the shared producer [`Client`];
+//! - [`job`]: job descriptors, options, the envelope, enqueueing;
+//! - [`worker`]: the runtime that reserves and runs jobs;
+//! - [`testing`]: a real beanstalkd on a free loopback port, for tests.
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod client;
+mod error;
+pub mod job;
+pub mod proto;
+pub mod testing;
+pub mod worker;
+
+pub use client::Client;
+pub use error::Error;
+pub use worker::Worker;
+
+/// Runs a worker with default settings for every job linked into this binary,
+/// until SIGINT or SIGTERM. See [`Worker`] for what the defaults are.
+pub async fn run() -> Result<(), Error> {
+    Worker::from_env()?.run().await
+}

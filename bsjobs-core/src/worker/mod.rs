@@ -1,0 +1,205 @@
+//! The worker runtime: reserve loops, handlers, outcomes, shutdown.
+//!
+//! [`Worker::run`] opens one connection per (server, tube) and runs a loop on
+//! it that reserves up to the tube's concurrency, spawns a task per job, and
+//! writes the outcome (delete, release with backoff, bury, or the next run of
+//! a repeating job) back on the same connection, batched with the next
+//! reserves. See `DESIGN.md` for the semantics.
+
+mod execute;
+mod shutdown;
+mod tube;
+
+pub use shutdown::Shutdown;
+
+use crate::client::{Client, ClientConfig};
+use crate::job::JobDescriptor;
+use crate::Error;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Default number of jobs of one tube that run at once.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+
+/// Configures and runs a worker.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), bsjobs_core::Error> {
+/// use std::time::Duration;
+/// bsjobs_core::Worker::from_env()?
+///     .concurrency(64)
+///     .tube_concurrency("email", 4)
+///     .grace(Duration::from_secs(10))
+///     .run()
+///     .await
+/// # }
+/// ```
+/// Defaults: servers from `BSJOBS_URL` (else `127.0.0.1:11300`), every tube
+/// registered with `#[job]`, [`DEFAULT_CONCURRENCY`] jobs per tube, 30 s
+/// grace period, SIGINT/SIGTERM as the shutdown signal.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    config: ClientConfig,
+    tubes: Option<Vec<String>>,
+    concurrency: usize,
+    per_tube: HashMap<String, usize>,
+    grace: Duration,
+    shutdown: Option<Shutdown>,
+}
+
+impl Worker {
+    /// A worker for the servers of `config`.
+    pub fn new(config: ClientConfig) -> Self {
+        Worker {
+            config,
+            tubes: None,
+            concurrency: DEFAULT_CONCURRENCY,
+            per_tube: HashMap::new(),
+            grace: Duration::from_secs(30),
+            shutdown: None,
+        }
+    }
+
+    /// A worker for the servers named by `BSJOBS_URL`.
+    pub fn from_env() -> Result<Self, Error> {
+        Ok(Self::new(ClientConfig::from_env()?))
+    }
+
+    /// A worker for `url` (`beanstalk://host:port[,host:port…]`).
+    pub fn from_url(url: &str) -> Result<Self, Error> {
+        Ok(Self::new(ClientConfig::from_url(url)?))
+    }
+
+    /// Runs only these tubes (each must have a registered handler).
+    pub fn tubes<I, S>(mut self, tubes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tubes = Some(tubes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Jobs per tube that run at once (at least 1).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Jobs of `tube` that run at once, overriding [`Worker::concurrency`].
+    pub fn tube_concurrency(mut self, tube: impl Into<String>, n: usize) -> Self {
+        self.per_tube.insert(tube.into(), n.max(1));
+        self
+    }
+
+    /// How long in-flight jobs may run on after shutdown before they are
+    /// released back to the queue.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Stops on this signal instead of SIGINT/SIGTERM.
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = Some(shutdown);
+        self
+    }
+
+    /// The handlers this worker would run, checked: one per tube, every
+    /// selected tube known.
+    pub fn descriptors(&self) -> Result<Vec<&'static JobDescriptor>, Error> {
+        let mut by_tube: HashMap<&'static str, &'static JobDescriptor> = HashMap::new();
+        let mut all: Vec<&'static JobDescriptor> = JobDescriptor::all().collect();
+        all.sort_by_key(|d| (d.tube, d.file, d.line));
+        for d in all {
+            if let Some(first) = by_tube.insert(d.tube, d) {
+                return Err(Error::DuplicateTube {
+                    tube: d.tube,
+                    first: first.name,
+                    first_at: first.location(),
+                    second: d.name,
+                    second_at: d.location(),
+                });
+            }
+        }
+        let mut chosen: Vec<&'static JobDescriptor> = match &self.tubes {
+            None => by_tube.into_values().collect(),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    by_tube
+                        .get(n.as_str())
+                        .copied()
+                        .ok_or_else(|| Error::UnknownTube(n.clone()))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        if chosen.is_empty() {
+            return Err(Error::NoJobs);
+        }
+        chosen.sort_by_key(|d| d.tube);
+        Ok(chosen)
+    }
+
+    /// Runs until the shutdown signal, then drains in-flight work within the
+    /// grace period and returns.
+    pub async fn run(self) -> Result<(), Error> {
+        let descriptors = self.descriptors()?;
+        let shutdown = match &self.shutdown {
+            Some(s) => s.clone(),
+            None => {
+                let s = Shutdown::new();
+                s.on_signals();
+                s
+            }
+        };
+        let control = Client::with_config(self.config.clone());
+        let mut tasks = tokio::task::JoinSet::new();
+        for (server, addr) in self.config.servers.iter().enumerate() {
+            for d in &descriptors {
+                let concurrency = self
+                    .per_tube
+                    .get(d.tube)
+                    .copied()
+                    .unwrap_or(self.concurrency);
+                let lp = tube::TubeLoop::new(tube::Settings {
+                    addr: addr.clone(),
+                    server,
+                    config: self.config.clone(),
+                    descriptor: d,
+                    concurrency,
+                    grace: self.grace,
+                    shutdown: shutdown.clone(),
+                    control: control.clone(),
+                });
+                tasks.spawn(lp.run());
+            }
+        }
+        tracing::info!(
+            tubes = ?descriptors.iter().map(|d| d.tube).collect::<Vec<_>>(),
+            servers = ?self.config.servers,
+            "bsjobs worker started"
+        );
+        while let Some(r) = tasks.join_next().await {
+            if let Err(e) = r {
+                if e.is_panic() {
+                    shutdown.trigger();
+                    std::panic::resume_unwind(e.into_panic());
+                }
+            }
+        }
+        tracing::info!("bsjobs worker stopped");
+        Ok(())
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

@@ -1,0 +1,218 @@
+//! Phase 3: generate the job type and its registration, or, on error, the
+//! user's function unchanged plus the errors.
+
+use crate::ctxt::Ctxt;
+use crate::validate::{Job, Options};
+use crate::{parse, validate};
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::ItemFn;
+
+/// The whole macro: `#[job(args)] item`.
+pub(crate) fn job(args: TokenStream, item: TokenStream) -> TokenStream {
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(_) => {
+            let err = syn::Error::new(
+                Span::call_site(),
+                "#[bsjobs::job] goes on a function: `async fn name(arg: Type, ..)` or \
+                 `fn name(arg: Type, ..)`",
+            );
+            return fallback(item, err);
+        }
+    };
+    let mut cx = Ctxt::default();
+    let args = parse::args(args, &mut cx);
+    let job = validate::job(args, &func, &mut cx);
+    match (cx.check(), job) {
+        (Ok(()), Some(job)) => generate(&job, &func),
+        (Err(err), _) => fallback(func.into_token_stream(), err),
+        (Ok(()), None) => fallback(
+            func.into_token_stream(),
+            syn::Error::new(
+                Span::call_site(),
+                "#[bsjobs::job]: internal error, please report",
+            ),
+        ),
+    }
+}
+
+/// The item as written plus the errors, so that call sites of the function
+/// still resolve and only the real mistakes are shown.
+fn fallback(item: TokenStream, err: syn::Error) -> TokenStream {
+    let errors = err.to_compile_error();
+    quote!(#item #errors)
+}
+
+fn generate(job: &Job, func: &ItemFn) -> TokenStream {
+    let Job {
+        krate,
+        ident,
+        name,
+        type_ident,
+        tube,
+        options,
+        params,
+        is_async,
+        output,
+    } = job;
+    let p = quote!(#krate::__private);
+    let serde_path = format!("{}::serde", p).replace(' ', "");
+    let vis = &func.vis;
+    // A job compiled out by `#[cfg]` takes its type and registration with it.
+    let cfgs: Vec<_> = func
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg"))
+        .collect();
+    let idents: Vec<_> = params.iter().map(|p| &p.ident).collect();
+    let tys: Vec<_> = params.iter().map(|p| &p.ty).collect();
+    let options = options_expr(&p, options);
+
+    let fn_link = if ident.to_string().starts_with("r#") {
+        format!("`{name}`")
+    } else {
+        format!("[`{name}()`]")
+    };
+    let type_doc = format!(" Enqueues the {fn_link} job, in tube `{tube}`.");
+    let type_doc2 = format!(
+        " `{type_ident}::enqueue(..).await` puts one job with the process-wide client; \
+         `{type_ident}::new(..)` returns a builder for per-call options (delay, priority, ttr, client)."
+    );
+    let tube_doc = format!(" The beanstalkd tube of this job: `{tube}`.");
+    let enqueue_doc = format!(
+        " Puts a `{name}` job with these arguments into tube `{tube}`, using the \
+         process-wide client."
+    );
+
+    let ser_struct = if params.is_empty() {
+        quote!(
+            struct __BsjobsArgs {}
+        )
+    } else {
+        quote!(struct __BsjobsArgs<'__bsjobs> { #(#idents: &'__bsjobs #tys,)* })
+    };
+
+    let call = quote_spanned!(ident.span()=> #ident(#(__bsjobs_args.#idents),*));
+    let outcome_span = output.as_ref().map_or_else(|| ident.span(), |t| t.span());
+    let into_outcome = quote_spanned!(outcome_span=> #p::IntoOutcome::into_outcome);
+    let run = if *is_async {
+        quote_spanned! {ident.span()=>
+            ::std::boxed::Box::pin(async move { #into_outcome(#call.await) })
+        }
+    } else {
+        quote! {
+            #p::blocking(move || #into_outcome(#call))
+        }
+    };
+    let decode = if params.is_empty() {
+        quote!(let _: __BsjobsArgs = #p::serde_json::from_str(args)?;)
+    } else {
+        quote!(let __bsjobs_args: __BsjobsArgs = #p::serde_json::from_str(args)?;)
+    };
+    // One bound check per parameter, spanned at its type, so that a type that
+    // is not Serialize + DeserializeOwned is reported where it is written.
+    let asserts = tys.iter().map(|ty| {
+        quote_spanned! {ty.span()=>
+            __bsjobs_assert_arg::<#ty>();
+        }
+    });
+    let file = quote_spanned!(ident.span()=> ::core::file!());
+    let line = quote_spanned!(ident.span()=> ::core::line!());
+
+    quote! {
+        #func
+
+        #(#cfgs)*
+        #[doc = #type_doc]
+        #[doc = ""]
+        #[doc = #type_doc2]
+        #[allow(dead_code)]
+        #vis struct #type_ident;
+
+        #(#cfgs)*
+        #[allow(dead_code, clippy::new_ret_no_self, clippy::too_many_arguments)]
+        impl #type_ident {
+            #[doc = #tube_doc]
+            #vis const TUBE: &'static str = #tube;
+
+            /// The options given in the `#[bsjobs::job]` attribute, in seconds.
+            #vis const OPTIONS: #p::JobOptions = #options;
+
+            /// Prepares a job with these arguments: set per-call options such as
+            /// `.delay(..)`, then `.enqueue().await` it.
+            #vis fn new(#(#idents: #tys),*) -> #p::Enqueue {
+                #[derive(#p::serde::Serialize)]
+                #[serde(crate = #serde_path)]
+                #ser_struct
+                #p::Enqueue::new(Self::TUBE, &Self::OPTIONS, &__BsjobsArgs { #(#idents: &#idents,)* })
+            }
+
+            #[doc = #enqueue_doc]
+            #vis async fn enqueue(#(#idents: #tys),*)
+                -> ::core::result::Result<#p::JobHandle, #p::Error>
+            {
+                Self::new(#(#idents),*).enqueue().await
+            }
+        }
+
+        #(#cfgs)*
+        const _: () = {
+            #[derive(#p::serde::Deserialize)]
+            #[serde(crate = #serde_path)]
+            struct __BsjobsArgs { #(#idents: #tys,)* }
+
+            fn __bsjobs_handler(args: &str)
+                -> ::core::result::Result<#p::HandlerFuture, #p::serde_json::Error>
+            {
+                #decode
+                ::core::result::Result::Ok(#run)
+            }
+
+            #[allow(dead_code)]
+            fn __bsjobs_assert_args() {
+                fn __bsjobs_assert_arg<T: #p::serde::Serialize + #p::serde::de::DeserializeOwned>() {}
+                #(#asserts)*
+            }
+
+            #p::inventory::submit! {
+                #p::JobDescriptor {
+                    name: #name,
+                    tube: #type_ident::TUBE,
+                    options: #type_ident::OPTIONS,
+                    file: #file,
+                    line: #line,
+                    handler: __bsjobs_handler,
+                }
+            }
+        };
+    }
+}
+
+/// `JobOptions { priority: 10, ..JobOptions::DEFAULT }` with only the given fields.
+fn options_expr(p: &TokenStream, o: &Options) -> TokenStream {
+    let some = |v: Option<u32>| v.map(|v| quote!(::core::option::Option::Some(#v)));
+    let plain = |v: Option<u32>| v.map(|v| quote!(#v));
+    let fields: Vec<TokenStream> = [
+        ("priority", plain(o.priority)),
+        ("ttr", plain(o.ttr)),
+        ("delay", plain(o.delay)),
+        ("repeat", some(o.repeat)),
+        ("max", some(o.max)),
+        ("retries", plain(o.retries)),
+        ("backoff", plain(o.backoff)),
+        ("timeout", some(o.timeout)),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| {
+        let name = format_ident!("{}", name);
+        value.map(|v| quote!(#name: #v))
+    })
+    .collect();
+    if fields.is_empty() {
+        quote!(#p::JobOptions::DEFAULT)
+    } else {
+        quote!(#p::JobOptions { #(#fields,)* ..#p::JobOptions::DEFAULT })
+    }
+}

@@ -1,0 +1,658 @@
+//! Phase 2: check what the arguments and the function mean, and reduce them
+//! to a [`Job`] that `expand` can generate code for without further checks.
+
+use crate::ctxt::Ctxt;
+use crate::parse::{duration_hint, Args, DurationLit};
+use proc_macro2::Span;
+use syn::ext::IdentExt;
+use syn::{FnArg, Ident, ItemFn, LitInt, LitStr, Pat, ReturnType, Type};
+
+/// Longest tube name beanstalkd accepts, in bytes.
+const MAX_TUBE_LEN: usize = 200;
+
+/// A validated job function.
+pub(crate) struct Job {
+    /// Path of the facade crate, `::bsjobs` unless `crate = "..."`.
+    pub(crate) krate: syn::Path,
+    /// The function's name as written (may be raw, `r#type`).
+    pub(crate) ident: Ident,
+    /// The function's name without `r#`.
+    pub(crate) name: String,
+    /// Name of the generated type, `ResizeImage` for `resize_image`.
+    pub(crate) type_ident: Ident,
+    pub(crate) tube: String,
+    pub(crate) options: Options,
+    pub(crate) params: Vec<Param>,
+    pub(crate) is_async: bool,
+    /// The declared return type, where the outcome check points.
+    pub(crate) output: Option<Type>,
+}
+
+/// One parameter: a plain name and an owned type.
+pub(crate) struct Param {
+    pub(crate) ident: Ident,
+    pub(crate) ty: Type,
+}
+
+/// Options given in the attribute, in seconds; `None` keeps the runtime default.
+#[derive(Default)]
+pub(crate) struct Options {
+    pub(crate) priority: Option<u32>,
+    pub(crate) ttr: Option<u32>,
+    pub(crate) delay: Option<u32>,
+    pub(crate) repeat: Option<u32>,
+    pub(crate) max: Option<u32>,
+    pub(crate) retries: Option<u32>,
+    pub(crate) backoff: Option<u32>,
+    pub(crate) timeout: Option<u32>,
+}
+
+/// Checks `args` against `func`; `None` if anything was reported to `cx`.
+pub(crate) fn job(args: Args, func: &ItemFn, cx: &mut Ctxt) -> Option<Job> {
+    let options = options(&args, cx);
+    let krate = krate(&args, cx);
+    let ident = func.sig.ident.clone();
+    let name = ident.unraw().to_string();
+    let tube = tube(&args, &ident, &name, cx);
+    let type_ident = type_ident(&ident, &name, cx);
+    let params = params(func, cx);
+    let output = output(&func.sig.output, cx);
+    signature(func, cx);
+    Some(Job {
+        krate: krate?,
+        ident,
+        name,
+        type_ident: type_ident?,
+        tube: tube?,
+        options,
+        params: params?,
+        is_async: func.sig.asyncness.is_some(),
+        output: output?,
+    })
+}
+
+fn options(args: &Args, cx: &mut Ctxt) -> Options {
+    let opts = Options {
+        priority: args
+            .priority
+            .get()
+            .and_then(|(v, _)| int(v, "priority", cx)),
+        ttr: seconds(args.ttr.get(), "ttr", 1, cx),
+        delay: seconds(args.delay.get(), "delay", 0, cx),
+        repeat: seconds(args.repeat.get(), "repeat", 1, cx),
+        max: args.max.get().and_then(|(v, _)| int(v, "max", cx)),
+        retries: args.retries.get().and_then(|(v, _)| int(v, "retries", cx)),
+        backoff: seconds(args.backoff.get(), "backoff", 0, cx),
+        timeout: seconds(args.timeout.get(), "timeout", 1, cx),
+    };
+    if let Some((lit, _)) = args.max.get() {
+        if opts.max == Some(0) {
+            cx.error_spanned(
+                lit,
+                "`max` must be at least 1: it is the number of runs after which a repeating job stops",
+            );
+        }
+    }
+    if let Some((_, key)) = args.max.get() {
+        if args.repeat.get().is_none() {
+            cx.error_at(
+                key,
+                "`max` limits how often a repeating job runs, so it needs `repeat`, \
+                 like `repeat = \"30s\", max = 5`",
+            );
+        }
+    }
+    opts
+}
+
+/// A `u32` integer literal; other suffixes and out-of-range values are errors.
+fn int(lit: &LitInt, key: &str, cx: &mut Ctxt) -> Option<u32> {
+    if !matches!(lit.suffix(), "" | "u32") {
+        cx.error_spanned(
+            lit,
+            format_args!(
+                "`{key}` is a u32: write `{key} = {}` without the `{}` suffix",
+                lit.base10_digits(),
+                lit.suffix()
+            ),
+        );
+        return None;
+    }
+    match lit.base10_parse::<u32>() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            cx.error_spanned(
+                lit,
+                format_args!("`{key}` must fit in a u32: at most {}", u32::MAX),
+            );
+            None
+        }
+    }
+}
+
+/// A duration argument in whole seconds, at least `min`.
+fn seconds(value: Option<(&DurationLit, Span)>, key: &str, min: u32, cx: &mut Ctxt) -> Option<u32> {
+    let (value, _) = value?;
+    let (secs, lit): (u64, &dyn quote::ToTokens) = match value {
+        DurationLit::Int(lit) => {
+            if lit.suffix() == "s" {
+                cx.error_spanned(
+                    lit,
+                    format_args!(
+                        "write the duration as a string: `{key} = \"{}s\"`",
+                        lit.base10_digits()
+                    ),
+                );
+                return None;
+            }
+            if !matches!(lit.suffix(), "" | "u32" | "u64") {
+                cx.error_spanned(
+                    lit,
+                    format_args!(
+                        "`{key}` in seconds is written `{key} = {}`, without the `{}` suffix; {}",
+                        lit.base10_digits(),
+                        lit.suffix(),
+                        duration_hint(key)
+                    ),
+                );
+                return None;
+            }
+            match lit.base10_parse::<u64>() {
+                Ok(v) => (v, lit),
+                Err(_) => (u64::MAX, lit),
+            }
+        }
+        DurationLit::Str(lit) => match parse_duration(&lit.value()) {
+            Ok(v) => (v, lit),
+            Err(e) => {
+                cx.error_spanned(lit, e.message(key, &lit.value()));
+                return None;
+            }
+        },
+    };
+    let Ok(secs) = u32::try_from(secs) else {
+        cx.error_spanned(
+            lit,
+            format_args!(
+                "`{key}` is too long: durations are u32 seconds, at most {} (about 136 years)",
+                u32::MAX
+            ),
+        );
+        return None;
+    };
+    if secs < min {
+        let why = match key {
+            "ttr" => "beanstalkd gives a worker `ttr` seconds to finish a job before it runs again",
+            "repeat" => "it is the time between two runs of the job",
+            _ => "a run that may take no time at all would always time out",
+        };
+        cx.error_spanned(
+            lit,
+            format_args!("`{key}` must be at least 1 second: {why}"),
+        );
+        return None;
+    }
+    Some(secs)
+}
+
+/// Why a duration string was rejected.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum DurationError {
+    Empty,
+    /// A fraction or a sub-second unit (`"1.5s"`, `"500ms"`).
+    SubSecond,
+    /// Anything else, with what went wrong.
+    Invalid(String),
+    TooLong,
+}
+
+impl DurationError {
+    fn message(&self, key: &str, text: &str) -> String {
+        match self {
+            DurationError::Empty => format!("`{key}` is empty; {}", duration_hint(key)),
+            DurationError::SubSecond => format!(
+                "`{key} = {text:?}` is not a whole number of seconds: beanstalkd counts whole \
+                 seconds, so use \"1s\" or more, in whole units like \"90s\" or \"1m30s\""
+            ),
+            DurationError::Invalid(why) => {
+                format!("invalid duration {text:?}: {why}; {}", duration_hint(key))
+            }
+            DurationError::TooLong => format!(
+                "`{key}` is too long: durations are u32 seconds, at most {} (about 136 years)",
+                u32::MAX
+            ),
+        }
+    }
+}
+
+/// `"1h30m"` → 5400. Units: s, m, h, d, w (and their long names); a bare
+/// number is seconds. Components add up: `"1d12h"`; spaces between them are fine.
+pub(crate) fn parse_duration(text: &str) -> Result<u64, DurationError> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err(DurationError::Empty);
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse::<u64>().map_err(|_| DurationError::TooLong);
+    }
+    let mut total: u64 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            let bad = rest.chars().next().unwrap_or(' ');
+            return Err(DurationError::Invalid(format!(
+                "expected a number where {bad:?} is"
+            )));
+        }
+        let (number, after) = rest.split_at(digits);
+        let number: u64 = number.parse().map_err(|_| DurationError::TooLong)?;
+        if after.starts_with(['.', ',']) {
+            return Err(DurationError::SubSecond);
+        }
+        let after = after.trim_start();
+        let unit_len = after
+            .char_indices()
+            .find(|(_, c)| !c.is_alphabetic())
+            .map_or(after.len(), |(i, _)| i);
+        let (unit, after) = after.split_at(unit_len);
+        let factor = match unit {
+            "s" | "sec" | "secs" | "second" | "seconds" => 1,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
+            "d" | "day" | "days" => 86_400,
+            "w" | "week" | "weeks" => 604_800,
+            "ms" | "millis" | "msec" | "msecs" | "us" | "µs" | "micros" | "ns" | "nanos" => {
+                if number == 0 {
+                    0
+                } else {
+                    return Err(DurationError::SubSecond);
+                }
+            }
+            "" => {
+                return Err(DurationError::Invalid(format!(
+                    "`{number}` has no unit (a bare number is only allowed alone)"
+                )))
+            }
+            other => {
+                return Err(DurationError::Invalid(format!("unknown unit `{other}`")));
+            }
+        };
+        total = number
+            .checked_mul(factor)
+            .and_then(|v| v.checked_add(total))
+            .ok_or(DurationError::TooLong)?;
+        rest = after.trim_start();
+    }
+    Ok(total)
+}
+
+fn krate(args: &Args, cx: &mut Ctxt) -> Option<syn::Path> {
+    let Some((lit, _)) = args.krate.get() else {
+        return Some(syn::parse_quote!(::bsjobs));
+    };
+    match lit.parse::<syn::Path>() {
+        Ok(path) => Some(path),
+        Err(_) => {
+            cx.error_spanned(
+                lit,
+                format_args!(
+                    "`crate = {:?}` is not a path; write the path of the bsjobs crate, like \
+                     `crate = \"::bsjobs\"` or `crate = \"my_app::bsjobs\"`",
+                    lit.value()
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn tube(args: &Args, ident: &Ident, name: &str, cx: &mut Ctxt) -> Option<String> {
+    match args.tube.get() {
+        Some((lit, _)) => {
+            let tube = lit.value();
+            match check_tube(&tube) {
+                Ok(()) => Some(tube),
+                Err(why) => {
+                    tube_error(cx, lit, &tube, &why);
+                    None
+                }
+            }
+        }
+        None => match check_tube(name) {
+            Ok(()) => Some(name.to_owned()),
+            Err(why) => {
+                cx.error_spanned(
+                    ident,
+                    format_args!(
+                        "the job's tube defaults to the function name, but `{name}` is not a \
+                         valid tube name: {why}; choose one with `tube = \"...\"`"
+                    ),
+                );
+                None
+            }
+        },
+    }
+}
+
+fn tube_error(cx: &mut Ctxt, lit: &LitStr, tube: &str, why: &str) {
+    cx.error_spanned(lit, format_args!("invalid tube name {tube:?}: {why}"));
+}
+
+/// beanstalkd's rule for names: 1 to 200 bytes of ASCII letters, digits and
+/// `-+/;.$_()`, not starting with `-`.
+pub(crate) fn check_tube(tube: &str) -> Result<(), String> {
+    if tube.is_empty() {
+        return Err(format!(
+            "it is empty; tube names are 1 to {MAX_TUBE_LEN} bytes"
+        ));
+    }
+    if tube.len() > MAX_TUBE_LEN {
+        return Err(format!(
+            "it is {} bytes long; beanstalkd allows at most {MAX_TUBE_LEN}",
+            tube.len()
+        ));
+    }
+    if let Some(c) = tube
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-+/;.$_()".contains(*c)))
+    {
+        return Err(format!(
+            "{c:?} is not allowed; tube names use ASCII letters, digits and `-+/;.$_()`"
+        ));
+    }
+    if tube.starts_with('-') {
+        return Err("it starts with `-`, which beanstalkd does not allow".to_owned());
+    }
+    Ok(())
+}
+
+/// `resize_image` → `ResizeImage`.
+fn type_ident(ident: &Ident, name: &str, cx: &mut Ctxt) -> Option<Ident> {
+    let camel = upper_camel(name);
+    if camel.is_empty() {
+        cx.error_spanned(
+            ident,
+            format_args!(
+                "cannot derive a type name from `{name}`; give the function a name with letters"
+            ),
+        );
+        return None;
+    }
+    if camel == name {
+        cx.error_spanned(
+            ident,
+            format_args!(
+                "#[bsjobs::job] generates a type named after the function in UpperCamelCase, \
+                 which for `{name}` is `{name}` itself; name the function in snake_case"
+            ),
+        );
+        return None;
+    }
+    Some(Ident::new(&camel, ident.span()))
+}
+
+pub(crate) fn upper_camel(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn params(func: &ItemFn, cx: &mut Ctxt) -> Option<Vec<Param>> {
+    let mut params = Vec::new();
+    let mut ok = true;
+    for input in &func.sig.inputs {
+        match input {
+            FnArg::Receiver(recv) => {
+                ok = false;
+                cx.error_spanned(
+                    recv,
+                    "a job must be a free function, not a method: `self` cannot be sent \
+                     through the queue; move the function out of the `impl` block and pass \
+                     the data it needs as arguments",
+                );
+            }
+            FnArg::Typed(pt) => {
+                let ident = match &*pt.pat {
+                    Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
+                        Some(p.ident.clone())
+                    }
+                    pat => {
+                        cx.error_spanned(
+                            pat,
+                            "a job parameter needs a plain name, because the name is the key \
+                             of the argument in the job's JSON; write `name: Type` and \
+                             destructure inside the function",
+                        );
+                        None
+                    }
+                };
+                let ty_ok = check_param_type(&pt.ty, cx);
+                match ident {
+                    Some(ident) if ty_ok => params.push(Param {
+                        ident,
+                        ty: (*pt.ty).clone(),
+                    }),
+                    _ => ok = false,
+                }
+            }
+        }
+    }
+    ok.then_some(params)
+}
+
+/// Rejects types that cannot be decoded into an owned value: references and
+/// `impl Trait`, at any depth. Whether the type is `Serialize +
+/// DeserializeOwned` is left to the compiler (see `expand`).
+fn check_param_type(ty: &Type, cx: &mut Ctxt) -> bool {
+    let Some(bad) = find_unowned(ty) else {
+        return true;
+    };
+    let msg = match bad {
+        Type::Reference(r) => {
+            let owned = match &*r.elem {
+                Type::Path(p) if p.path.is_ident("str") => "`String` instead of `&str`".to_owned(),
+                Type::Slice(_) => "`Vec<T>` instead of `&[T]`".to_owned(),
+                Type::Path(p) if p.path.is_ident("Path") => {
+                    "`PathBuf` instead of `&Path`".to_owned()
+                }
+                elem => format!("`{}` instead of a reference", quote::quote!(#elem)),
+            };
+            format!(
+                "job arguments must be owned: they are decoded from the job's JSON when it \
+                 runs, so nothing can be borrowed; use {owned} (every argument type must be \
+                 Serialize + DeserializeOwned)"
+            )
+        }
+        _ => "`impl Trait` is not supported in job arguments: they are decoded from the job's \
+              JSON, so each needs a concrete owned type that is Serialize + DeserializeOwned"
+            .to_owned(),
+    };
+    cx.error_spanned(bad, msg);
+    false
+}
+
+fn find_unowned(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Reference(_) | Type::ImplTrait(_) => Some(ty),
+        Type::Array(a) => find_unowned(&a.elem),
+        Type::Slice(s) => find_unowned(&s.elem),
+        Type::Group(g) => find_unowned(&g.elem),
+        Type::Paren(p) => find_unowned(&p.elem),
+        Type::Tuple(t) => t.elems.iter().find_map(find_unowned),
+        Type::Path(p) => {
+            let in_qself = p.qself.as_ref().and_then(|q| find_unowned(&q.ty));
+            in_qself.or_else(|| {
+                p.path.segments.iter().find_map(|seg| match &seg.arguments {
+                    syn::PathArguments::AngleBracketed(a) => {
+                        a.args.iter().find_map(|arg| match arg {
+                            syn::GenericArgument::Type(t) => find_unowned(t),
+                            _ => None,
+                        })
+                    }
+                    _ => None,
+                })
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `None` → `Some(None)`, `-> ()`/`-> …::Result<…>` → `Some(Some(ty))`,
+/// anything else is reported.
+fn output(output: &ReturnType, cx: &mut Ctxt) -> Option<Option<Type>> {
+    let ReturnType::Type(_, ty) = output else {
+        return Some(None);
+    };
+    let supported = match &**ty {
+        Type::Tuple(t) => t.elems.is_empty(),
+        Type::Path(p) => {
+            p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Result")
+        }
+        _ => false,
+    };
+    if supported {
+        Some(Some((**ty).clone()))
+    } else {
+        cx.error_spanned(
+            ty,
+            "a job must return nothing, `()`, or `Result<(), E>` where `E: Display` \
+             (an `Err` fails the run and is retried); other return types are not supported",
+        );
+        None
+    }
+}
+
+/// Everything about the signature other than parameters and return type.
+fn signature(func: &ItemFn, cx: &mut Ctxt) {
+    let sig = &func.sig;
+    if let Some(t) = &sig.constness {
+        cx.error_spanned(t, "a job function cannot be a `const fn`: the worker calls it at run time; remove `const`");
+    }
+    if let Some(t) = &sig.unsafety {
+        cx.error_spanned(
+            t,
+            "a job function cannot be an `unsafe fn`: the worker calls it with arguments from \
+             the queue and cannot uphold its safety contract; make it safe and keep the \
+             `unsafe` block inside",
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        cx.error_spanned(
+            abi,
+            "a job function cannot be `extern`: write a plain Rust fn (it may call the \
+             extern one)",
+        );
+    }
+    if let Some(v) = &sig.variadic {
+        cx.error_spanned(
+            v,
+            "a job function cannot be variadic: give each argument a name and a type",
+        );
+    }
+    let generics = &sig.generics;
+    for param in &generics.params {
+        match param {
+            syn::GenericParam::Lifetime(_) => cx.error_spanned(
+                param,
+                "a job function cannot have lifetime parameters: its arguments are decoded \
+                 from the job's JSON and must be owned (`String`, not `&str`)",
+            ),
+            syn::GenericParam::Type(_) => cx.error_spanned(
+                param,
+                "a job function cannot be generic: the worker must know the concrete argument \
+                 types to decode them from the job's JSON; use concrete types",
+            ),
+            syn::GenericParam::Const(_) => cx.error_spanned(
+                param,
+                "a job function cannot have const generics: the worker calls one concrete \
+                 function; pass the value as an argument",
+            ),
+        }
+    }
+    if let Some(w) = &generics.where_clause {
+        cx.error_spanned(
+            w,
+            "a job function cannot have a `where` clause: its argument types must be concrete",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        for (text, secs) in [
+            ("45", 45),
+            (" 45 ", 45),
+            ("0", 0),
+            ("30s", 30),
+            ("5m", 300),
+            ("2h", 7200),
+            ("1d", 86_400),
+            ("1w", 604_800),
+            ("1h30m", 5400),
+            ("1h 30m 5s", 5405),
+            ("2 hours", 7200),
+            ("90 seconds", 90),
+            ("0ms", 0),
+            ("4294967295", 4_294_967_295),
+        ] {
+            assert_eq!(parse_duration(text), Ok(secs), "{text}");
+        }
+        for text in ["500ms", "1.5s", "0.5", "1,5s", "10us", "1s500ms"] {
+            assert_eq!(
+                parse_duration(text),
+                Err(DurationError::SubSecond),
+                "{text}"
+            );
+        }
+        assert_eq!(parse_duration(""), Err(DurationError::Empty));
+        assert_eq!(parse_duration("   "), Err(DurationError::Empty));
+        for text in ["5 mins later", "1h30", "h", "-5s", "5x", "s5", "1h-"] {
+            assert!(
+                matches!(parse_duration(text), Err(DurationError::Invalid(_))),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            parse_duration("99999999999999999999"),
+            Err(DurationError::TooLong)
+        );
+        assert_eq!(
+            parse_duration("9999999999999999d"),
+            Err(DurationError::TooLong)
+        );
+    }
+
+    #[test]
+    fn tube_names() {
+        for ok in ["email", "a", "A-z0+9/;.$_()", &"x".repeat(200)] {
+            assert_eq!(check_tube(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "-email", "has space", "émail", "a,b", &"x".repeat(201)] {
+            assert!(check_tube(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn type_names() {
+        assert_eq!(upper_camel("email"), "Email");
+        assert_eq!(upper_camel("resize_image"), "ResizeImage");
+        assert_eq!(upper_camel("_private_job"), "PrivateJob");
+        assert_eq!(upper_camel("job2_x"), "Job2X");
+        assert_eq!(upper_camel("__"), "");
+    }
+}

@@ -1,0 +1,1 @@
+//! Jobs shared by the example producer and worker.

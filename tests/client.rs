@@ -1,0 +1,142 @@
+//! The shared producer client against a real beanstalkd.
+
+use bsjobs::proto::{Command, Response};
+use bsjobs_tests::{raw, server};
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn put_then_reserve_roundtrip() {
+    let (srv, client) = server();
+    let id = client.put("t1", 5, 0, 30, b"hello".to_vec()).await.unwrap();
+    let mut c = raw(&srv).await;
+    assert_eq!(
+        c.request(&Command::Watch("t1")).await.unwrap(),
+        Response::Watching(2)
+    );
+    match c.request(&Command::ReserveWithTimeout(1)).await.unwrap() {
+        Response::Reserved { id: got, body } => {
+            assert_eq!(got, id);
+            assert_eq!(body, b"hello");
+        }
+        r => panic!("unexpected {r:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_share_one_client_and_every_put_lands() {
+    let (srv, client) = server();
+    let mut tasks = Vec::new();
+    for t in 0..64 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..50 {
+                let tube = if i % 2 == 0 { "even" } else { "odd" };
+                ids.push(
+                    client
+                        .put(tube, 0, 0, 60, format!("{t}-{i}").into_bytes())
+                        .await
+                        .unwrap(),
+                );
+            }
+            ids
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 64 * 50, "every put got its own id");
+    let even = client.stats_tube(0, "even").await.unwrap();
+    let odd = client.stats_tube(0, "odd").await.unwrap();
+    assert_eq!(even.current_jobs_ready + odd.current_jobs_ready, 3200);
+    assert_eq!(
+        even.current_jobs_ready, 1600,
+        "use was switched correctly between puts"
+    );
+    drop(srv);
+}
+
+#[tokio::test]
+async fn bad_tube_and_big_body_are_refused_before_sending() {
+    let (_srv, client) = server();
+    let e = client
+        .put("-bad", 0, 0, 1, b"x".to_vec())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, bsjobs::Error::BadTube { .. }), "{e}");
+    let e = client
+        .put("ok", 0, 0, 1, vec![0; 70_000])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, bsjobs::Error::JobTooBig { len: 70_000, .. }),
+        "{e}"
+    );
+    let stats = client.stats(0).await.unwrap();
+    assert_eq!(stats.cmd_put, 0, "nothing reached the server");
+}
+
+#[tokio::test]
+async fn no_server_fails_fast() {
+    // Bind then drop a port so nothing listens on it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = bsjobs::Client::new(&format!("beanstalk://127.0.0.1:{port}")).unwrap();
+    let t = Instant::now();
+    let e = client.put("t", 0, 0, 1, b"x".to_vec()).await.unwrap_err();
+    assert!(matches!(e, bsjobs::Error::Connect { .. }), "{e}");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn silent_server_times_out_within_config() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accept and never answer.
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            if let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        }
+    });
+    let mut cfg = bsjobs::ClientConfig::from_url(&format!("beanstalk://{addr}")).unwrap();
+    cfg.io_timeout = Duration::from_millis(300);
+    let client = bsjobs::Client::with_config(cfg);
+    let t = Instant::now();
+    let e = client.put("t", 0, 0, 1, b"x".to_vec()).await.unwrap_err();
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(e.to_string().contains("within"), "{e}");
+    hold.abort();
+}
+
+#[tokio::test]
+async fn client_recovers_after_server_restart() {
+    let (mut srv, client) = server();
+    client.put("t", 0, 0, 1, b"a".to_vec()).await.unwrap();
+    srv.restart();
+    // The first request after the restart may fail: its connection was lost.
+    let mut ok = false;
+    for _ in 0..3 {
+        if client.put("t", 0, 0, 1, b"b".to_vec()).await.is_ok() {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "client reconnected");
+}

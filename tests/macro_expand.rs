@@ -1,0 +1,245 @@
+//! What `#[bsjobs::job]` generates, checked without a beanstalkd: the job
+//! type's constants, the registered descriptor, the handler that decodes
+//! arguments and runs the function, and the envelope `new` produces.
+
+use bsjobs_core::job::{JobDescriptor, JobOptions};
+use serde_json::{json, Value};
+use std::fmt;
+use std::sync::Mutex;
+
+/// Calls that reached the job functions, as `(function, argument)`.
+static CALLS: Mutex<Vec<(&'static str, String)>> = Mutex::new(Vec::new());
+
+fn record(job: &'static str, arg: impl Into<String>) {
+    CALLS.lock().unwrap().push((job, arg.into()));
+}
+
+fn called(job: &'static str, arg: &str) -> bool {
+    CALLS
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(j, a)| *j == job && a == arg)
+}
+
+#[derive(Debug)]
+pub struct MailError(String);
+
+impl fmt::Display for MailError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "mail server said {}", self.0)
+    }
+}
+
+const EMAIL_LINE: u32 = line!() + 10;
+
+/// Sends mail.
+#[bsjobs::job(
+    tube = "email",
+    priority = 10,
+    ttr = "2m",
+    delay = 5,
+    retries = 1,
+    backoff = "1m",
+    timeout = "1h30m"
+)]
+pub async fn email(to: String, n: u32) -> Result<(), MailError> {
+    if to == "refuse" {
+        return Err(MailError("no".into()));
+    }
+    record("email", format!("{to}/{n}"));
+    Ok(())
+}
+
+const HEARTBEAT_LINE: u32 = line!() + 2;
+#[bsjobs::job(repeat = "30s", max = 5)]
+fn heartbeat() {
+    record("heartbeat", "");
+}
+
+#[bsjobs::job(tube = "panics")]
+fn panicking(message: String) {
+    panic!("{message}");
+}
+
+mod images {
+    use std::path::PathBuf;
+
+    #[bsjobs::job]
+    pub fn resize_image(path: PathBuf, sizes: Vec<u32>) -> std::io::Result<()> {
+        if sizes.is_empty() {
+            return Err(std::io::Error::other("no sizes"));
+        }
+        super::record("resize_image", format!("{}:{sizes:?}", path.display()));
+        Ok(())
+    }
+}
+
+fn descriptor(name: &str) -> &'static JobDescriptor {
+    let mut found = JobDescriptor::all().filter(|d| d.name == name);
+    let d = found
+        .next()
+        .unwrap_or_else(|| panic!("job {name} is not registered"));
+    assert!(found.next().is_none(), "job {name} is registered twice");
+    d
+}
+
+#[test]
+fn constants_hold_the_attribute_values() {
+    assert_eq!(Email::TUBE, "email");
+    assert_eq!(
+        Email::OPTIONS,
+        JobOptions {
+            priority: 10,
+            ttr: 120,
+            delay: 5,
+            retries: 1,
+            backoff: 60,
+            timeout: Some(5400),
+            ..JobOptions::DEFAULT
+        }
+    );
+    assert_eq!(Heartbeat::TUBE, "heartbeat");
+    assert_eq!(
+        Heartbeat::OPTIONS,
+        JobOptions {
+            repeat: Some(30),
+            max: Some(5),
+            ..JobOptions::DEFAULT
+        }
+    );
+    assert_eq!(images::ResizeImage::TUBE, "resize_image");
+    assert_eq!(images::ResizeImage::OPTIONS, JobOptions::DEFAULT);
+    assert_eq!(Panicking::TUBE, "panics");
+}
+
+#[test]
+fn every_job_is_registered_with_its_location() {
+    let d = descriptor("email");
+    assert_eq!((d.tube, d.options), (Email::TUBE, Email::OPTIONS));
+    assert_eq!((d.file, d.line), (file!(), EMAIL_LINE));
+    assert_eq!(d.location(), format!("{}:{}", file!(), EMAIL_LINE));
+
+    let d = descriptor("heartbeat");
+    assert_eq!((d.tube, d.options), (Heartbeat::TUBE, Heartbeat::OPTIONS));
+    assert_eq!((d.file, d.line), (file!(), HEARTBEAT_LINE));
+
+    let d = descriptor("resize_image");
+    assert_eq!((d.tube, d.options), ("resize_image", JobOptions::DEFAULT));
+    assert_eq!(descriptor("panicking").tube, "panics");
+}
+
+#[tokio::test]
+async fn handler_runs_an_async_job() {
+    let run = (descriptor("email").handler)(r#"{"to":"x@y.z","n":3}"#).unwrap();
+    assert_eq!(run.await, Ok(()));
+    assert!(called("email", "x@y.z/3"));
+}
+
+#[tokio::test]
+async fn handler_ignores_unknown_keys() {
+    let run = (descriptor("email").handler)(r#"{"n":4,"to":"extra","cc":["a"]}"#).unwrap();
+    assert_eq!(run.await, Ok(()));
+    assert!(called("email", "extra/4"));
+}
+
+#[tokio::test]
+async fn handler_reports_the_error_display() {
+    let run = (descriptor("email").handler)(r#"{"to":"refuse","n":1}"#).unwrap();
+    assert_eq!(run.await, Err("mail server said no".to_owned()));
+}
+
+#[test]
+fn handler_rejects_bad_arguments() {
+    let handler = descriptor("email").handler;
+    for args in [
+        r#"{"to":"x"}"#,
+        r#"{"to":5,"n":3}"#,
+        r#"{"to":"x","n":-1}"#,
+        r#"["x",3]x"#,
+        "null",
+        "",
+    ] {
+        assert!(handler(args).is_err(), "{args}");
+    }
+}
+
+#[tokio::test]
+async fn handler_runs_a_plain_zero_argument_job() {
+    let handler = descriptor("heartbeat").handler;
+    assert_eq!(handler("{}").unwrap().await, Ok(()));
+    assert_eq!(handler(r#"{"surplus":1}"#).unwrap().await, Ok(()));
+    assert!(called("heartbeat", ""));
+    assert!(handler("[1]x").is_err());
+}
+
+#[tokio::test]
+async fn handler_runs_a_job_in_a_module() {
+    let handler = descriptor("resize_image").handler;
+    let run = handler(r#"{"path":"/tmp/a.png","sizes":[64,128]}"#).unwrap();
+    assert_eq!(run.await, Ok(()));
+    assert!(called("resize_image", "/tmp/a.png:[64, 128]"));
+    let run = handler(r#"{"path":"/tmp/a.png","sizes":[]}"#).unwrap();
+    assert_eq!(run.await, Err("no sizes".to_owned()));
+}
+
+#[tokio::test]
+async fn a_panicking_plain_job_fails_its_run() {
+    let run = (descriptor("panicking").handler)(r#"{"message":"boom"}"#).unwrap();
+    let err = run.await.unwrap_err();
+    assert!(err.contains("boom"), "{err}");
+}
+
+#[tokio::test]
+async fn the_functions_stay_callable() {
+    email("direct".to_owned(), 7).await.unwrap();
+    assert!(called("email", "direct/7"));
+    heartbeat();
+    images::resize_image("/b".into(), vec![1]).unwrap();
+    assert!(called("resize_image", "/b:[1]"));
+}
+
+fn body(put: &bsjobs_core::job::PreparedPut) -> Value {
+    serde_json::from_slice(&put.body).unwrap()
+}
+
+#[test]
+fn new_builds_the_envelope() {
+    let e = Email::new("a@b.c".to_owned(), 3);
+    assert_eq!(e.tube(), "email");
+    let put = e.into_put().unwrap();
+    assert_eq!(
+        (put.tube, put.pri, put.delay, put.ttr),
+        ("email", 10, 5, 120)
+    );
+    assert_eq!(put.chain, None);
+    assert_eq!(body(&put), json!({"v": 1, "args": {"to": "a@b.c", "n": 3}}));
+
+    let put = images::ResizeImage::new("/x".into(), vec![1, 2])
+        .into_put()
+        .unwrap();
+    assert_eq!((put.pri, put.delay, put.ttr), (1024, 0, 60));
+    assert_eq!(
+        body(&put),
+        json!({"v": 1, "args": {"path": "/x", "sizes": [1, 2]}})
+    );
+}
+
+#[test]
+fn new_of_a_repeating_job_starts_a_chain() {
+    let put = Heartbeat::new().into_put().unwrap();
+    let chain = put.chain.clone().expect("a repeating job has a chain id");
+    assert_eq!(body(&put), json!({"v": 1, "args": {}, "chain": chain}));
+}
+
+#[test]
+fn the_envelope_round_trips_through_the_handler() {
+    let put = Email::new("round@trip".to_owned(), 9).into_put().unwrap();
+    let args = body(&put)["args"].to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on((descriptor("email").handler)(&args).unwrap())
+        .unwrap();
+    assert!(called("email", "round@trip/9"));
+}

@@ -1,0 +1,7 @@
+#[bsjobs::job(tube)]
+fn flag() {}
+
+#[bsjobs::job(tube("email"))]
+fn call() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[bsjobs::job(tube = "report", max = 5)]
+fn report() {}
+
+fn main() {}

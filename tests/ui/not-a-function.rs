@@ -1,0 +1,6 @@
+#[bsjobs::job]
+struct Email {
+    to: String,
+}
+
+fn main() {}

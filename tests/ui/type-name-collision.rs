@@ -1,0 +1,5 @@
+#[allow(non_snake_case)]
+#[bsjobs::job]
+fn Email() {}
+
+fn main() {}

@@ -1,0 +1,10 @@
+#[bsjobs::job]
+const fn constant() {}
+
+#[bsjobs::job]
+unsafe fn dangerous() {}
+
+#[bsjobs::job]
+extern "C" fn foreign() {}
+
+fn main() {}
