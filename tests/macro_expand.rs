@@ -31,7 +31,7 @@ impl fmt::Display for MailError {
     }
 }
 
-const EMAIL_LINE: u32 = line!() + 10;
+const EMAIL_LINE: u32 = line!() + 12;
 
 /// Sends mail.
 #[bsjobs::job(
