@@ -166,7 +166,7 @@ impl TubeLoop {
         let now = std::time::Instant::now();
         if self
             .last_log
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+            .map_or(true, |t| now.duration_since(t) >= Duration::from_secs(1))
         {
             self.last_log = Some(now);
             tracing::warn!(tube = self.tube(), server = %self.s.addr, error = %e, "beanstalkd unavailable; reconnecting");

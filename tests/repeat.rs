@@ -1,0 +1,165 @@
+//! Repeating jobs: max, cancellation, failures inside a chain.
+
+use bsjobs::{Shutdown, Worker};
+use bsjobs_tests::{eventually, server};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static MAX_RUNS: Mutex<Vec<Instant>> = Mutex::new(Vec::new());
+
+#[bsjobs::job(tube = "r_max", repeat = "1s", max = 3)]
+async fn three_times() {
+    MAX_RUNS.lock().unwrap().push(Instant::now());
+}
+
+static FOREVER_RUNS: AtomicU32 = AtomicU32::new(0);
+
+#[bsjobs::job(tube = "r_forever", repeat = "1s")]
+async fn forever(sleep_ms: u64) {
+    FOREVER_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
+}
+
+static FLAKY_CALLS: AtomicU32 = AtomicU32::new(0);
+
+/// Fails every other call: each run needs one retry.
+#[bsjobs::job(tube = "r_flaky", repeat = "1s", max = 2, retries = 3, backoff = "1s")]
+async fn flaky() -> Result<(), String> {
+    let n = FLAKY_CALLS.fetch_add(1, Ordering::SeqCst);
+    if n % 2 == 0 {
+        Err(format!("call {n} fails"))
+    } else {
+        Ok(())
+    }
+}
+
+fn spawn(url: &str, tube: &str) -> (Shutdown, tokio::task::JoinHandle<Result<(), bsjobs::Error>>) {
+    let sd = Shutdown::new();
+    let w = Worker::from_url(url)
+        .unwrap()
+        .tubes([tube])
+        .shutdown(sd.clone());
+    (sd, tokio::spawn(w.run()))
+}
+
+async fn live(client: &bsjobs::Client, tube: &str) -> u64 {
+    match client.stats_tube(0, tube).await {
+        Ok(s) => {
+            s.current_jobs_ready
+                + s.current_jobs_delayed
+                + s.current_jobs_reserved
+                + s.current_jobs_buried
+        }
+        Err(bsjobs::Error::NotFound) => 0,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeating_job_runs_max_times_one_interval_apart_then_ends() {
+    let (srv, client) = server();
+    let (sd, h) = spawn(&srv.url(), "r_max");
+    let handle = ThreeTimes::new().client(&client).enqueue().await.unwrap();
+    assert!(handle.chain.is_some(), "repeating jobs get a chain id");
+    assert!(
+        eventually(Duration::from_secs(8), || MAX_RUNS.lock().unwrap().len()
+            == 3)
+        .await
+    );
+    // Give a fourth run every chance to happen: it must not.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let runs = MAX_RUNS.lock().unwrap().clone();
+    assert_eq!(runs.len(), 3);
+    for w in runs.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(
+            gap >= Duration::from_millis(900) && gap < Duration::from_millis(2500),
+            "gap {gap:?}"
+        );
+    }
+    assert_eq!(
+        live(&client, "r_max").await,
+        0,
+        "the chain is over: no job left"
+    );
+    sd.trigger();
+    h.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_chain_during_a_run_stops_it() {
+    let (srv, client) = server();
+    let (sd, h) = spawn(&srv.url(), "r_forever");
+    let handle = Forever::new(700).client(&client).enqueue().await.unwrap();
+    // Wait for the second run to be in progress (first run, 1 s sleep, second).
+    assert!(
+        eventually(Duration::from_secs(6), || FOREVER_RUNS
+            .load(Ordering::SeqCst)
+            == 2)
+        .await
+    );
+    let deleted_now = handle.cancel(&client).await.unwrap();
+    assert!(
+        !deleted_now,
+        "the job in progress is reserved, not deleted on the spot"
+    );
+    let at_cancel = FOREVER_RUNS.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        FOREVER_RUNS.load(Ordering::SeqCst),
+        at_cancel,
+        "no run after cancel"
+    );
+    assert_eq!(
+        live(&client, "r_forever").await,
+        0,
+        "no job of the chain is left"
+    );
+    let marker = format!("bsjobs.cancel.{}", handle.chain.unwrap());
+    assert_eq!(
+        live(&client, &marker).await,
+        0,
+        "the cancel marker was cleaned up"
+    );
+    sd.trigger();
+    h.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_runs_are_retried_and_do_not_count_toward_max() {
+    let (srv, client) = server();
+    let (sd, h) = spawn(&srv.url(), "r_flaky");
+    Flaky::new().client(&client).enqueue().await.unwrap();
+    // Two successful runs, each after one failure: four calls.
+    assert!(
+        eventually(Duration::from_secs(12), || FLAKY_CALLS
+            .load(Ordering::SeqCst)
+            == 4)
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(3), || {
+            let c = client.clone();
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(live(&c, "r_flaky"))
+            })
+            .join()
+            .unwrap()
+                == 0
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        FLAKY_CALLS.load(Ordering::SeqCst),
+        4,
+        "max = 2 successful runs"
+    );
+    sd.trigger();
+    h.await.unwrap().unwrap();
+}
