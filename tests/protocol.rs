@@ -850,7 +850,9 @@ async fn bad_format_and_unknown_command() {
     c.flush().await.unwrap();
     assert_eq!(c.recv().await.unwrap(), Response::BadFormat);
     // Several bad lines in one write, answered in order, and then a good one.
-    c.queue_raw(b"put 1 2\r\nnope\r\nkick\r\n");
+    // (A bare `kick` without its argument would be UNKNOWN_COMMAND: the
+    // server matches `kick ` with the space.)
+    c.queue_raw(b"put 1 2\r\nnope\r\nkick x\r\n");
     c.queue(&Command::ListTubeUsed);
     c.flush().await.unwrap();
     assert_eq!(c.recv().await.unwrap(), Response::BadFormat);

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: a real beanstalkd per test,
 //! logging, and small waits.
 
+pub mod ledger;
+
 use bsjobs::testing::Beanstalkd;
 use std::time::{Duration, Instant};
 

@@ -20,9 +20,9 @@ const RESERVE_BATCH: usize = 64;
 /// Blocking reserve timeout while nothing is in flight (seconds). Only
 /// bounds how long a silently dead connection goes unnoticed.
 const IDLE_WAIT: u32 = 30;
-/// Blocking reserve timeout while jobs are in flight: their outcomes and
-/// touches wait at most this long (seconds).
-const BUSY_WAIT: u32 = 1;
+/// How often a tube is looked at for new jobs while jobs are in flight and
+/// the tube was empty at the last look.
+const BUSY_POLL: Duration = Duration::from_millis(50);
 /// Longest pause between reconnect attempts.
 const MAX_RECONNECT: Duration = Duration::from_secs(1);
 
@@ -269,27 +269,26 @@ impl TubeLoop {
         Ok(())
     }
 
-    /// Nothing to send: block in a reserve, or wait for a job to finish.
+    /// Nothing to send: block in a reserve while nothing is in flight;
+    /// otherwise wait for an outcome, a touch, or the next look at the tube.
+    ///
+    /// A blocking reserve cannot be interrupted, and the outcomes and touches
+    /// of in-flight jobs must go out on this very connection; so while jobs
+    /// run, the tube is looked at every [`BUSY_POLL`] instead.
     async fn wait(&mut self, stopping: bool, capacity: usize) -> Result<(), Error> {
-        if !stopping && capacity > 0 {
-            let idle = self.inflight.is_empty();
-            let secs = if idle { IDLE_WAIT } else { BUSY_WAIT };
-            self.send(Command::ReserveWithTimeout(secs), Expect::Reserve);
+        if !stopping && capacity > 0 && self.inflight.is_empty() {
+            self.send(Command::ReserveWithTimeout(IDLE_WAIT), Expect::Reserve);
             let conn = self.conn.as_mut().expect("connected");
             conn.flush().await?;
-            let limit = Some(Duration::from_secs(u64::from(secs)) + self.s.config.io_timeout);
-            let reply = if idle {
-                // Nothing is reserved on this connection: on shutdown, drop
-                // it; a job the server hands out meanwhile goes back to ready.
-                tokio::select! {
-                    r = conn.recv_within(limit) => r?,
-                    _ = self.s.shutdown.wait() => {
-                        self.drop_conn();
-                        return Ok(());
-                    }
+            let limit = Some(Duration::from_secs(u64::from(IDLE_WAIT)) + self.s.config.io_timeout);
+            // Nothing is reserved on this connection: on shutdown, drop it;
+            // a job the server hands out meanwhile goes back to ready.
+            let reply = tokio::select! {
+                r = conn.recv_within(limit) => r?,
+                _ = self.s.shutdown.wait() => {
+                    self.drop_conn();
+                    return Ok(());
                 }
-            } else {
-                conn.recv_within(limit).await?
             };
             self.expect.pop_front();
             self.on_reply(Expect::Reserve, reply);
@@ -298,6 +297,7 @@ impl TubeLoop {
         let next_touch = self.inflight.values().map(|f| f.next_touch).min();
         let far = Instant::now() + Duration::from_secs(3600);
         let grace = self.grace_deadline.unwrap_or(far);
+        let poll = !stopping && capacity > 0;
         tokio::select! {
             d = self.rx.recv() => {
                 if let Some(d) = d {
@@ -307,6 +307,7 @@ impl TubeLoop {
             _ = tokio::time::sleep_until(next_touch.unwrap_or(far)) => {}
             _ = tokio::time::sleep_until(grace), if stopping => {}
             _ = self.s.shutdown.wait(), if !stopping => {}
+            _ = tokio::time::sleep(BUSY_POLL), if poll => self.empty = false,
         }
         Ok(())
     }
@@ -350,6 +351,8 @@ impl TubeLoop {
             return;
         }
         let id = done.id;
+        // A slot is free: look for work in the same write as the outcome.
+        self.empty = false;
         match done.outcome {
             Outcome::Delete => self.send(Command::Delete(id), Expect::Delete(id)),
             Outcome::Next {

@@ -1,0 +1,80 @@
+//! The Quick start demo: a worker and a producer against a real beanstalkd.
+//!
+//! Uses `BSJOBS_URL` if set; otherwise starts a private beanstalkd on a free
+//! loopback port (the `beanstalkd` binary must be installed).
+
+use bsjobs::testing::Beanstalkd;
+use bsjobs::{Client, Shutdown, Worker};
+use bsjobs_examples::{elapsed, Heartbeat, NightlyReport, ResizeImage, SendEmail, Size};
+use std::time::{Duration, SystemTime};
+
+#[tokio::main]
+async fn main() -> Result<(), bsjobs::Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,bsjobs_core=warn".into()),
+        )
+        .with_target(false)
+        .init();
+    elapsed();
+    let (_server, url) = match std::env::var("BSJOBS_URL") {
+        Ok(url) => (None, url),
+        Err(_) => {
+            let s = Beanstalkd::start();
+            let url = s.url();
+            (Some(s), url)
+        }
+    };
+    println!("beanstalkd at {url}\n");
+    let client = Client::new(&url)?;
+    Client::set_global(client.clone());
+
+    // The worker: normally its own process running `bsjobs::run()`.
+    let shutdown = Shutdown::new();
+    let worker = tokio::spawn(Worker::from_url(&url)?.shutdown(shutdown.clone()).run());
+
+    // The producer.
+    println!("[{:5.2}s] enqueue: email now, email in 2 s, resize at now+3 s, heartbeat x3, failing report", elapsed());
+    SendEmail::enqueue("ada@example.com".into(), "Welcome".into()).await?;
+    SendEmail::new("bob@example.com".into(), "Your trial ends soon".into())
+        .delay(Duration::from_secs(2))
+        .enqueue()
+        .await?;
+    ResizeImage::new(
+        "cat.png".into(),
+        Size {
+            width: 640,
+            height: 480,
+        },
+    )
+    .at(SystemTime::now() + Duration::from_secs(3))
+    .enqueue()
+    .await?;
+    Heartbeat::enqueue("api".into()).await?;
+    let report = NightlyReport::enqueue("2026-11-26".into()).await?;
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // What an operator does with a buried job.
+    if let Some((id, body)) = client.peek_buried(0, "report").await? {
+        let stats = client.stats_job(0, id).await?;
+        println!(
+            "\n[{:5.2}s] buried: job {id} (enqueued as {}) after {} releases, body {}",
+            elapsed(),
+            report.id,
+            stats.releases,
+            String::from_utf8_lossy(&body)
+        );
+        println!("[{:5.2}s] kicking it: it runs again", elapsed());
+        client.kick_job(0, id).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    } else {
+        println!("no buried job found (unexpected)");
+    }
+
+    shutdown.trigger();
+    worker.await.expect("worker task")?;
+    println!("\n[{:5.2}s] worker stopped; demo done", elapsed());
+    Ok(())
+}

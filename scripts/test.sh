@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Every test: unit, property, compile-fail (trybuild), doc, and integration
+# tests against real beanstalkd processes each test starts on a free port.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-beanstalkd.sh
+exec cargo test --workspace "$@"
