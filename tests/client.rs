@@ -140,3 +140,21 @@ async fn client_recovers_after_server_restart() {
     }
     assert!(ok, "client reconnected");
 }
+
+#[tokio::test]
+async fn connection_state_commands_are_refused_by_the_shared_client() {
+    let (_srv, client) = server();
+    client.put("a", 0, 0, 60, b"1".to_vec()).await.unwrap();
+    let e = client
+        .request(0, None, &Command::Use("b"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, bsjobs::Error::NotShareable(_)), "{e}");
+    let e = client
+        .request(0, None, &Command::ReserveWithTimeout(0))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, bsjobs::Error::NotShareable(_)), "{e}");
+    let id = client.put("a", 0, 0, 60, b"2".to_vec()).await.unwrap();
+    assert_eq!(client.stats_job(0, id).await.unwrap().tube, "a");
+}

@@ -163,3 +163,18 @@ async fn failed_runs_are_retried_and_do_not_count_toward_max() {
     sd.trigger();
     h.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_chain_that_has_not_run_deletes_it_at_once() {
+    let (_srv, client) = server();
+    let handle = ThreeTimes::new()
+        .delay(Duration::from_secs(60))
+        .client(&client)
+        .enqueue()
+        .await
+        .unwrap();
+    assert!(handle.cancel(&client).await.unwrap(), "the waiting job was deleted");
+    assert_eq!(live(&client, "r_max").await, 0);
+    let marker = format!("bsjobs.cancel.{}", handle.chain.unwrap());
+    assert_eq!(live(&client, &marker).await, 0, "no marker is needed");
+}

@@ -71,6 +71,10 @@ pub enum Error {
     /// `UNKNOWN_COMMAND`, which point at a bug in the client.
     #[error("unexpected reply from beanstalkd: {0}")]
     Unexpected(String),
+    /// A command that depends on one connection's state was sent through the
+    /// shared [`Client`](crate::Client); use a [`Connection`](crate::client::Connection).
+    #[error("{0} cannot go through the shared client: use a Connection")]
+    NotShareable(String),
     /// Two job functions claim one tube.
     #[error(
         "tube {tube:?} has two handlers: `{first}` at {first_at} and `{second}` at {second_at}"

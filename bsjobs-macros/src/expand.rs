@@ -58,7 +58,7 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
         output,
     } = job;
     let p = quote!(#krate::__private);
-    let serde_path = format!("{}::serde", p).replace(' ', "");
+    let serde_path = format!("{p}::serde").replace(' ', "");
     let vis = &func.vis;
     // A job compiled out by `#[cfg]` takes its type and registration with it.
     let cfgs: Vec<_> = func
@@ -70,6 +70,65 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
     let tys: Vec<_> = params.iter().map(|p| &p.ty).collect();
     let options = options_expr(&p, options);
 
+    // The user's types enter the generated code only as explicit generic
+    // arguments of two helpers, spanned at the types: a type that is not
+    // Serialize / Deserialize is reported once for each trait, at the
+    // parameter's type, and nowhere else.
+    let generics: Vec<_> = (0..params.len())
+        .map(|i| format_ident!("__BsjobsT{}", i))
+        .collect();
+    let turbofish = if params.is_empty() {
+        quote!()
+    } else {
+        quote!(::<#(#tys),*>)
+    };
+    let ser_bounds = generics.iter().map(|g| quote!(#g: #p::serde::Serialize));
+    let de_bounds = generics
+        .iter()
+        .map(|g| quote!(#g: #p::serde::Deserialize<'__bsjobs>));
+    let ser_struct = if params.is_empty() {
+        quote!(
+            struct __BsjobsArgs {}
+        )
+    } else {
+        quote! {
+            struct __BsjobsArgs<'__bsjobs, #(#generics),*> {
+                #(#idents: &'__bsjobs #generics,)*
+            }
+        }
+    };
+    let de_struct = if params.is_empty() {
+        quote!(
+            struct __BsjobsArgs {}
+        )
+    } else {
+        quote!(struct __BsjobsArgs<#(#generics),*> { #(#idents: #generics,)* })
+    };
+
+    // What the function returns goes through `IntoOutcome`, checked at the
+    // declared return type.
+    let outcome_ty = match output {
+        Some(ty) => quote!(#ty),
+        None => quote!(()),
+    };
+    let outcome_span = output.as_ref().map_or_else(|| ident.span(), |t| t.span());
+    let outcome = quote_spanned!(outcome_span=> __bsjobs_outcome::<#outcome_ty>);
+    let call = quote_spanned!(ident.span()=> #ident(#(__bsjobs_args.#idents),*));
+    let run = if *is_async {
+        quote_spanned! {ident.span()=>
+            ::std::boxed::Box::pin(async move { #outcome(#call.await) })
+        }
+    } else {
+        quote!(#p::blocking(move || #outcome(#call)))
+    };
+    let bind_args = if params.is_empty() {
+        quote!(_)
+    } else {
+        quote!(__bsjobs_args)
+    };
+    let file = quote_spanned!(ident.span()=> ::core::file!());
+    let line = quote_spanned!(ident.span()=> ::core::line!());
+
     let fn_link = if ident.to_string().starts_with("r#") {
         format!("`{name}`")
     } else {
@@ -78,48 +137,14 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
     let type_doc = format!(" Enqueues the {fn_link} job, in tube `{tube}`.");
     let type_doc2 = format!(
         " `{type_ident}::enqueue(..).await` puts one job with the process-wide client; \
-         `{type_ident}::new(..)` returns a builder for per-call options (delay, priority, ttr, client)."
+         `{type_ident}::new(..)` returns a builder for per-call options (delay, priority, \
+         ttr, client)."
     );
     let tube_doc = format!(" The beanstalkd tube of this job: `{tube}`.");
     let enqueue_doc = format!(
         " Puts a `{name}` job with these arguments into tube `{tube}`, using the \
          process-wide client."
     );
-
-    let ser_struct = if params.is_empty() {
-        quote!(
-            struct __BsjobsArgs {}
-        )
-    } else {
-        quote!(struct __BsjobsArgs<'__bsjobs> { #(#idents: &'__bsjobs #tys,)* })
-    };
-
-    let call = quote_spanned!(ident.span()=> #ident(#(__bsjobs_args.#idents),*));
-    let outcome_span = output.as_ref().map_or_else(|| ident.span(), |t| t.span());
-    let into_outcome = quote_spanned!(outcome_span=> #p::IntoOutcome::into_outcome);
-    let run = if *is_async {
-        quote_spanned! {ident.span()=>
-            ::std::boxed::Box::pin(async move { #into_outcome(#call.await) })
-        }
-    } else {
-        quote! {
-            #p::blocking(move || #into_outcome(#call))
-        }
-    };
-    let decode = if params.is_empty() {
-        quote!(let _: __BsjobsArgs = #p::serde_json::from_str(args)?;)
-    } else {
-        quote!(let __bsjobs_args: __BsjobsArgs = #p::serde_json::from_str(args)?;)
-    };
-    // One bound check per parameter, spanned at its type, so that a type that
-    // is not Serialize + DeserializeOwned is reported where it is written.
-    let asserts = tys.iter().map(|ty| {
-        quote_spanned! {ty.span()=>
-            __bsjobs_assert_arg::<#ty>();
-        }
-    });
-    let file = quote_spanned!(ident.span()=> ::core::file!());
-    let line = quote_spanned!(ident.span()=> ::core::line!());
 
     quote! {
         #func
@@ -146,7 +171,16 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
                 #[derive(#p::serde::Serialize)]
                 #[serde(crate = #serde_path)]
                 #ser_struct
-                #p::Enqueue::new(Self::TUBE, &Self::OPTIONS, &__BsjobsArgs { #(#idents: &#idents,)* })
+
+                fn __bsjobs_new<#(#ser_bounds),*>(
+                    tube: &'static str,
+                    options: &'static #p::JobOptions,
+                    #(#idents: &#generics,)*
+                ) -> #p::Enqueue {
+                    #p::Enqueue::new(tube, options, &__BsjobsArgs { #(#idents,)* })
+                }
+
+                __bsjobs_new #turbofish (Self::TUBE, &Self::OPTIONS, #(&#idents),*)
             }
 
             #[doc = #enqueue_doc]
@@ -161,19 +195,25 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
         const _: () = {
             #[derive(#p::serde::Deserialize)]
             #[serde(crate = #serde_path)]
-            struct __BsjobsArgs { #(#idents: #tys,)* }
+            #de_struct
+
+            fn __bsjobs_decode<'__bsjobs, #(#de_bounds),*>(
+                args: &'__bsjobs str,
+            ) -> ::core::result::Result<__BsjobsArgs<#(#generics),*>, #p::serde_json::Error> {
+                #p::serde_json::from_str(args)
+            }
+
+            fn __bsjobs_outcome<O: #p::IntoOutcome>(outcome: O)
+                -> ::core::result::Result<(), ::std::string::String>
+            {
+                #p::IntoOutcome::into_outcome(outcome)
+            }
 
             fn __bsjobs_handler(args: &str)
                 -> ::core::result::Result<#p::HandlerFuture, #p::serde_json::Error>
             {
-                #decode
+                let #bind_args = __bsjobs_decode #turbofish (args)?;
                 ::core::result::Result::Ok(#run)
-            }
-
-            #[allow(dead_code)]
-            fn __bsjobs_assert_args() {
-                fn __bsjobs_assert_arg<T: #p::serde::Serialize + #p::serde::de::DeserializeOwned>() {}
-                #(#asserts)*
             }
 
             #p::inventory::submit! {

@@ -49,15 +49,17 @@ pub(crate) struct Options {
 
 /// Checks `args` against `func`; `None` if anything was reported to `cx`.
 pub(crate) fn job(args: Args, func: &ItemFn, cx: &mut Ctxt) -> Option<Job> {
-    let options = options(&args, cx);
+    // Checked in source order where it is cheap, so errors read top to bottom.
     let krate = krate(&args, cx);
     let ident = func.sig.ident.clone();
     let name = ident.unraw().to_string();
     let tube = tube(&args, &ident, &name, cx);
+    let options = options(&args, cx);
     let type_ident = type_ident(&ident, &name, cx);
+    signature(func, cx);
     let params = params(func, cx);
     let output = output(&func.sig.output, cx);
-    signature(func, cx);
+    trailing(func, cx);
     Some(Job {
         krate: krate?,
         ident,
@@ -182,9 +184,12 @@ fn seconds(value: Option<(&DurationLit, Span)>, key: &str, min: u32, cx: &mut Ct
     };
     if secs < min {
         let why = match key {
-            "ttr" => "beanstalkd gives a worker `ttr` seconds to finish a job before it runs again",
+            "ttr" => {
+                "it is how long a worker may hold a job before beanstalkd gives it to another \
+                 worker"
+            }
             "repeat" => "it is the time between two runs of the job",
-            _ => "a run that may take no time at all would always time out",
+            _ => "a run allowed no time would always time out; leave `timeout` out for no limit",
         };
         cx.error_spanned(
             lit,
@@ -194,6 +199,10 @@ fn seconds(value: Option<(&DurationLit, Span)>, key: &str, min: u32, cx: &mut Ct
     }
     Some(secs)
 }
+
+/// The accepted forms, for messages about a duration string.
+const DURATION_FORMS: &str = "durations are whole seconds, written like \"45\", \"30s\", \
+                              \"5m\", \"2h\", \"1d\" or \"1h30m\"";
 
 /// Why a duration string was rejected.
 #[derive(Debug, PartialEq, Eq)]
@@ -209,13 +218,13 @@ pub(crate) enum DurationError {
 impl DurationError {
     fn message(&self, key: &str, text: &str) -> String {
         match self {
-            DurationError::Empty => format!("`{key}` is empty; {}", duration_hint(key)),
+            DurationError::Empty => format!("`{key}` is empty; {DURATION_FORMS}"),
             DurationError::SubSecond => format!(
                 "`{key} = {text:?}` is not a whole number of seconds: beanstalkd counts whole \
                  seconds, so use \"1s\" or more, in whole units like \"90s\" or \"1m30s\""
             ),
             DurationError::Invalid(why) => {
-                format!("invalid duration {text:?}: {why}; {}", duration_hint(key))
+                format!("invalid duration {text:?} for `{key}`: {why}; {DURATION_FORMS}")
             }
             DurationError::TooLong => format!(
                 "`{key}` is too long: durations are u32 seconds, at most {} (about 136 years)",
@@ -240,9 +249,9 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, DurationError> {
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
-            let bad = rest.chars().next().unwrap_or(' ');
+            let word: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
             return Err(DurationError::Invalid(format!(
-                "expected a number where {bad:?} is"
+                "expected a number, found `{word}`"
             )));
         }
         let (number, after) = rest.split_at(digits);
@@ -271,7 +280,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, DurationError> {
             }
             "" => {
                 return Err(DurationError::Invalid(format!(
-                    "`{number}` has no unit (a bare number is only allowed alone)"
+                    "`{number}` has no unit (only a whole duration may be a bare number)"
                 )))
             }
             other => {
@@ -533,7 +542,7 @@ fn output(output: &ReturnType, cx: &mut Ctxt) -> Option<Option<Type>> {
     }
 }
 
-/// Everything about the signature other than parameters and return type.
+/// What precedes the parameters: `const`, `unsafe`, `extern`, generics.
 fn signature(func: &ItemFn, cx: &mut Ctxt) {
     let sig = &func.sig;
     if let Some(t) = &sig.constness {
@@ -552,12 +561,6 @@ fn signature(func: &ItemFn, cx: &mut Ctxt) {
             abi,
             "a job function cannot be `extern`: write a plain Rust fn (it may call the \
              extern one)",
-        );
-    }
-    if let Some(v) = &sig.variadic {
-        cx.error_spanned(
-            v,
-            "a job function cannot be variadic: give each argument a name and a type",
         );
     }
     let generics = &sig.generics;
@@ -580,7 +583,17 @@ fn signature(func: &ItemFn, cx: &mut Ctxt) {
             ),
         }
     }
-    if let Some(w) = &generics.where_clause {
+}
+
+/// What follows the parameters: `...` and the `where` clause.
+fn trailing(func: &ItemFn, cx: &mut Ctxt) {
+    if let Some(v) = &func.sig.variadic {
+        cx.error_spanned(
+            v,
+            "a job function cannot be variadic: give each argument a name and a type",
+        );
+    }
+    if let Some(w) = &func.sig.generics.where_clause {
         cx.error_spanned(
             w,
             "a job function cannot have a `where` clause: its argument types must be concrete",

@@ -1,4 +1,95 @@
-//! bsjobs: typed background jobs for Rust on top of beanstalkd.
+//! Typed background jobs for Rust on top of [beanstalkd](https://beanstalkd.github.io/).
+//!
+//! # A job is a function
+//!
+//! ```
+//! #[bsjobs::job(tube = "email", priority = 10, retries = 5)]
+//! async fn send_email(to: String, subject: String) -> Result<(), std::io::Error> {
+//!     println!("to {to}: {subject}");
+//!     Ok(())
+//! }
+//! # fn main() {}
+//! ```
+//! The attribute keeps `send_email` as it is and adds a type `SendEmail` whose
+//! `enqueue` takes exactly the function's arguments. The job is registered
+//! with every worker binary it is linked into; see [`job`] for the arguments.
+//!
+//! # Enqueue it
+//!
+//! ```no_run
+//! # #[bsjobs::job(tube = "email")]
+//! # async fn send_email(to: String, subject: String) {}
+//! # async fn app() -> Result<(), bsjobs::Error> {
+//! use std::time::{Duration, SystemTime};
+//! // Right away, through the client for BSJOBS_URL (or Client::set_global).
+//! let handle = SendEmail::enqueue("ada@example.com".into(), "Welcome".into()).await?;
+//! println!("job {}", handle.id);
+//! // With per-call options.
+//! SendEmail::new("bob@example.com".into(), "Reminder".into())
+//!     .delay(Duration::from_secs(90))
+//!     .priority(5)
+//!     .enqueue()
+//!     .await?;
+//! SendEmail::new("eve@example.com".into(), "Report".into())
+//!     .at(SystemTime::now() + Duration::from_secs(3600))
+//!     .enqueue()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Arguments are checked by the compiler:
+//!
+//! ```compile_fail
+//! # #[bsjobs::job(tube = "email")]
+//! # async fn send_email(to: String, subject: String) {}
+//! # async fn app() -> Result<(), bsjobs::Error> {
+//! SendEmail::enqueue("ada@example.com".into(), 42).await?; // subject is a String
+//! # Ok(()) }
+//! ```
+//!
+//! # Run a worker
+//!
+//! ```no_run
+//! #[tokio::main]
+//! async fn main() -> Result<(), bsjobs::Error> {
+//!     bsjobs::run().await // every job linked into this binary, until SIGINT/SIGTERM
+//! }
+//! ```
+//! [`Worker`] configures what `run` defaults: servers, tubes, concurrency,
+//! shutdown signal, grace period.
+//!
+//! # End to end, against a real beanstalkd
+//!
+//! [`testing::Beanstalkd`] starts a private server on a free loopback port:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! static SEEN: AtomicU32 = AtomicU32::new(0);
+//!
+//! #[bsjobs::job(tube = "doc_add")]
+//! async fn add(n: u32) {
+//!     SEEN.fetch_add(n, Ordering::SeqCst);
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), bsjobs::Error> {
+//! let server = bsjobs::testing::Beanstalkd::start();
+//! let client = bsjobs::Client::new(&server.url())?;
+//! Add::new(2).client(&client).enqueue().await?;
+//! Add::new(3).client(&client).enqueue().await?;
+//!
+//! let stop = bsjobs::Shutdown::new();
+//! let worker = bsjobs::Worker::from_url(&server.url())?
+//!     .tubes(["doc_add"])
+//!     .shutdown(stop.clone());
+//! let running = tokio::spawn(worker.run());
+//! while SEEN.load(Ordering::SeqCst) < 5 {
+//!     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+//! }
+//! stop.trigger();
+//! running.await.unwrap()?;
+//! # Ok(()) }
+//! ```
 #![warn(missing_docs, unreachable_pub)]
 
 pub use bsjobs_core::client::{Client, ClientConfig};

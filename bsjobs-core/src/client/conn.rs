@@ -54,7 +54,9 @@ impl Connection {
             rpos: 0,
             wbuf: Vec::with_capacity(16 * 1024),
             io_timeout: cfg.io_timeout,
-            max_body: cfg.max_job_size.saturating_add(1024).max(1 << 20),
+            // Job bodies are capped by the job size limit, but stats and tube
+            // lists grow with the server; refuse only absurd replies.
+            max_body: cfg.max_job_size.saturating_add(1024).max(crate::proto::MAX_BODY),
         })
     }
 

@@ -177,13 +177,29 @@ impl Client {
 
     /// Sends one command to `server`, after a `use tube` when `tube` is given,
     /// and returns the reply, within the configured timeouts.
+    ///
+    /// Commands that belong to one connection (`use`, `watch`, `ignore`,
+    /// `reserve*`, `quit`) are refused with [`Error::NotShareable`]: use a
+    /// [`Connection`] for those.
     pub async fn request(
         &self,
         server: usize,
         tube: Option<&str>,
         cmd: &Command<'_>,
     ) -> Result<Response, Error> {
-        if let Some(t) = tube.or(cmd.tube()) {
+        if let Command::Use(_)
+        | Command::Watch(_)
+        | Command::Ignore(_)
+        | Command::Reserve
+        | Command::ReserveWithTimeout(_)
+        | Command::ReserveJob(_)
+        | Command::Quit = cmd
+        {
+            // These change or depend on the state of one connection, which
+            // a shared client multiplexes between callers.
+            return Err(Error::NotShareable(format!("{cmd:?}")));
+        }
+        for t in tube.into_iter().chain(cmd.tube()) {
             check_tube(t)?;
         }
         let mut bytes = Vec::with_capacity(64);
@@ -453,21 +469,23 @@ impl Client {
 
     /// Stops a job: see [`JobHandle::cancel`].
     pub async fn cancel(&self, handle: &JobHandle) -> Result<bool, Error> {
+        match self.delete(handle.server, handle.id).await {
+            // The job had not run (or was buried): nothing follows it.
+            Ok(()) => return Ok(true),
+            Err(Error::NotFound) => {}
+            Err(e) => return Err(e),
+        }
         if let Some(chain) = &handle.chain {
-            // The marker tube tells every worker that this chain is over; it
-            // lives as long as a job is in it, and the worker that ends the
-            // chain deletes it.
+            // A run is in progress or a later run is waiting: the marker tube
+            // tells the worker that handles the chain next to end it. The
+            // tube lives while a job is in it; that worker deletes it.
             let marker = cancel_tube(chain);
             for server in 0..self.server_count() {
                 self.put_on(server, &marker, 0, CANCEL_MARKER_DELAY, 1, b"cancel")
                     .await?;
             }
         }
-        match self.delete(handle.server, handle.id).await {
-            Ok(()) => Ok(true),
-            Err(Error::NotFound) => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(false)
     }
 }
 

@@ -22,7 +22,7 @@ impl fmt::Display for MailError {
     delay = "10s",
     retries = 3,
     backoff = "5s",
-    timeout = "5m",
+    timeout = "5m"
 )]
 pub async fn email(to: String, n: u32) -> Result<(), MailError> {
     let _ = (to, n);
