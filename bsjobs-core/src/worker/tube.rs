@@ -231,10 +231,14 @@ impl TubeLoop {
         self.queue_touches(now);
         let stopping = self.s.shutdown.is_triggered();
         if stopping {
-            if self.grace_deadline.is_some_and(|d| now >= d) {
+            let grace_over = self.grace_deadline.is_some_and(|d| now >= d);
+            if grace_over {
                 self.release_all();
             }
-            if self.running() == 0 && self.inflight.is_empty() && self.expect.is_empty() {
+            // After the grace period, tasks of lost connections are not
+            // waited for: their jobs are back in the queue already.
+            let settled = self.running() == 0 || grace_over;
+            if settled && self.inflight.is_empty() && self.expect.is_empty() {
                 return Ok(false);
             }
         }
