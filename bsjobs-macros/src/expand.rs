@@ -112,7 +112,7 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
         None => quote!(()),
     };
     let outcome_span = output.as_ref().map_or_else(|| ident.span(), |t| t.span());
-    let outcome = quote_spanned!(outcome_span=> __bsjobs_outcome::<#outcome_ty>);
+    let outcome = quote_spanned!(outcome_span=> __bsjobs_into_outcome::<#outcome_ty>);
     let call = quote_spanned!(ident.span()=> #ident(#(__bsjobs_args.#idents),*));
     let run = if *is_async {
         quote_spanned! {ident.span()=>
@@ -142,7 +142,7 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
     );
     let tube_doc = format!(" The beanstalkd tube of this job: `{tube}`.");
     let enqueue_doc = format!(
-        " Puts a `{name}` job with these arguments into tube `{tube}`, using the \
+        " Enqueues `{name}(..)` with these arguments in tube `{tube}`, using the \
          process-wide client."
     );
 
@@ -153,6 +153,7 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
         #[doc = #type_doc]
         #[doc = ""]
         #[doc = #type_doc2]
+        #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy)]
         #[allow(dead_code)]
         #vis struct #type_ident;
 
@@ -172,7 +173,7 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
                 #[serde(crate = #serde_path)]
                 #ser_struct
 
-                fn __bsjobs_new<#(#ser_bounds),*>(
+                fn __bsjobs_serialize_args<#(#ser_bounds),*>(
                     tube: &'static str,
                     options: &'static #p::JobOptions,
                     #(#idents: &#generics,)*
@@ -180,7 +181,7 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
                     #p::Enqueue::new(tube, options, &__BsjobsArgs { #(#idents,)* })
                 }
 
-                __bsjobs_new #turbofish (Self::TUBE, &Self::OPTIONS, #(&#idents),*)
+                __bsjobs_serialize_args #turbofish (Self::TUBE, &Self::OPTIONS, #(&#idents),*)
             }
 
             #[doc = #enqueue_doc]
@@ -197,13 +198,13 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
             #[serde(crate = #serde_path)]
             #de_struct
 
-            fn __bsjobs_decode<'__bsjobs, #(#de_bounds),*>(
+            fn __bsjobs_deserialize_args<'__bsjobs, #(#de_bounds),*>(
                 args: &'__bsjobs str,
             ) -> ::core::result::Result<__BsjobsArgs<#(#generics),*>, #p::serde_json::Error> {
                 #p::serde_json::from_str(args)
             }
 
-            fn __bsjobs_outcome<O: #p::IntoOutcome>(outcome: O)
+            fn __bsjobs_into_outcome<O: #p::IntoOutcome>(outcome: O)
                 -> ::core::result::Result<(), ::std::string::String>
             {
                 #p::IntoOutcome::into_outcome(outcome)
@@ -212,7 +213,7 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
             fn __bsjobs_handler(args: &str)
                 -> ::core::result::Result<#p::HandlerFuture, #p::serde_json::Error>
             {
-                let #bind_args = __bsjobs_decode #turbofish (args)?;
+                let #bind_args = __bsjobs_deserialize_args #turbofish (args)?;
                 ::core::result::Result::Ok(#run)
             }
 

@@ -208,6 +208,14 @@ fn is_number(expr: &Expr) -> bool {
 }
 
 fn wrong_type(key: &str, value: &Expr, hint: &str) -> syn::Error {
+    if let (Some(path), "crate") = (as_path(value), key) {
+        return syn::Error::new_spanned(
+            value,
+            format_args!(
+                "`crate` expects a string literal holding a path: write `crate = \"{path}\"`"
+            ),
+        );
+    }
     let found = describe(value);
     let msg = if hint.starts_with('`') {
         // A full sentence already naming the key (durations).
@@ -236,6 +244,13 @@ fn describe(expr: &Expr) -> &'static str {
         Expr::Macro(_) => "a macro call (write the literal itself)",
         Expr::Unary(_) => "an expression",
         _ => "an expression (only literals are supported)",
+    }
+}
+
+fn as_path(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Path(p) if p.qself.is_none() => Some(path_string(&p.path)),
+        _ => None,
     }
 }
 
@@ -290,8 +305,8 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {

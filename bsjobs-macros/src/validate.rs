@@ -56,6 +56,7 @@ pub(crate) fn job(args: Args, func: &ItemFn, cx: &mut Ctxt) -> Option<Job> {
     let tube = tube(&args, &ident, &name, cx);
     let options = options(&args, cx);
     let type_ident = type_ident(&ident, &name, cx);
+    applied_once(func, cx);
     signature(func, cx);
     let params = params(func, cx);
     let output = output(&func.sig.output, cx);
@@ -539,6 +540,22 @@ fn output(output: &ReturnType, cx: &mut Ctxt) -> Option<Option<Type>> {
              (an `Err` fails the run and is retried); other return types are not supported",
         );
         None
+    }
+}
+
+/// `#[bsjobs::job] #[bsjobs::job] fn ..`: the outer one sees the inner one
+/// among the function's attributes.
+fn applied_once(func: &ItemFn, cx: &mut Ctxt) {
+    for attr in &func.attrs {
+        let path = attr.path();
+        let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+        if matches!(segments.as_slice(), [b, j] if b == "bsjobs" && j == "job") {
+            cx.error_spanned(
+                attr,
+                "#[bsjobs::job] is applied twice to this function; merge the arguments into one \
+                 attribute",
+            );
+        }
     }
 }
 

@@ -1,0 +1,5 @@
+#[bsjobs::job(tube = "a")]
+#[bsjobs::job(priority = 1)]
+fn twice() {}
+
+fn main() {}
