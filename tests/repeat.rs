@@ -173,8 +173,61 @@ async fn cancelling_a_chain_that_has_not_run_deletes_it_at_once() {
         .enqueue()
         .await
         .unwrap();
-    assert!(handle.cancel(&client).await.unwrap(), "the waiting job was deleted");
+    assert!(
+        handle.cancel(&client).await.unwrap(),
+        "the waiting job was deleted"
+    );
     assert_eq!(live(&client, "r_max").await, 0);
     let marker = format!("bsjobs.cancel.{}", handle.chain.unwrap());
     assert_eq!(live(&client, &marker).await, 0, "no marker is needed");
+}
+
+static REBASED_RUNS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+#[bsjobs::job(tube = "r_rebase", repeat = "1s", max = 5, retries = 2, backoff = "1s")]
+async fn rebased(fail_on_run: u32) -> Result<(), String> {
+    let mut runs = REBASED_RUNS.lock().unwrap();
+    runs.push(0);
+    // Calls are 1-based; the call `fail_on_run` fails once.
+    if runs.len() == fail_on_run as usize {
+        return Err("one failure".into());
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_moves_to_fresh_jobs_and_keeps_its_count() {
+    let (srv, client) = server();
+    let sd = Shutdown::new();
+    let w = Worker::from_url(&srv.url())
+        .unwrap()
+        .tubes(["r_rebase"])
+        .rebase_every(2)
+        .shutdown(sd.clone());
+    let h = tokio::spawn(w.run());
+    // Runs: ok, ok (rebase), fail+retry, ok, ok, ok = 5 successful runs in 6 calls.
+    let first = Rebased::new(3).client(&client).enqueue().await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(15), || REBASED_RUNS
+            .lock()
+            .unwrap()
+            .len()
+            == 6)
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert_eq!(
+        REBASED_RUNS.lock().unwrap().len(),
+        6,
+        "5 successful runs (max) + 1 retried failure"
+    );
+    assert_eq!(live(&client, "r_rebase").await, 0);
+    // The worker still watches the tube, so it exists. Jobs: the first,
+    // the rebase after run 2, the retry of the failed call, the rebase
+    // after run 4.
+    let st = client.stats_tube(0, "r_rebase").await.unwrap();
+    assert_eq!(st.total_jobs, 4, "the chain moved to new jobs");
+    assert!(client.peek(0, first.id).await.unwrap().is_none());
+    sd.trigger();
+    h.await.unwrap().unwrap();
 }

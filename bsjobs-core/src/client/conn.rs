@@ -56,7 +56,10 @@ impl Connection {
             io_timeout: cfg.io_timeout,
             // Job bodies are capped by the job size limit, but stats and tube
             // lists grow with the server; refuse only absurd replies.
-            max_body: cfg.max_job_size.saturating_add(1024).max(crate::proto::MAX_BODY),
+            max_body: cfg
+                .max_job_size
+                .saturating_add(1024)
+                .max(crate::proto::MAX_BODY),
         })
     }
 

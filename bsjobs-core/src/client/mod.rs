@@ -204,10 +204,17 @@ impl Client {
         }
         let mut bytes = Vec::with_capacity(64);
         cmd.encode(&mut bytes);
-        let mut replies = self
-            .lane(server)
-            .call(tube.map(str::to_owned), bytes, 1)
-            .await?;
+        let lane = self.lane(server);
+        let first = lane.call(tube.map(str::to_owned), bytes.clone(), 1).await;
+        let mut replies = match first {
+            // A connection that died while idle (a server restart) is only
+            // noticed by the next request on it: try a read-only command
+            // once more, on a fresh connection.
+            Err(Error::Io(_) | Error::Closed) if read_only(cmd) => {
+                lane.call(tube.map(str::to_owned), bytes, 1).await?
+            }
+            r => r?,
+        };
         Ok(replies.pop().expect("one reply per command"))
     }
 
@@ -496,6 +503,23 @@ pub(crate) const CANCEL_MARKER_DELAY: u32 = 30 * 24 * 3600;
 /// The tube whose existence marks a cancelled chain.
 pub(crate) fn cancel_tube(chain: &str) -> String {
     format!("bsjobs.cancel.{chain}")
+}
+
+/// Commands that change nothing, so sending one twice is harmless.
+fn read_only(cmd: &Command<'_>) -> bool {
+    matches!(
+        cmd,
+        Command::Peek(_)
+            | Command::PeekReady
+            | Command::PeekDelayed
+            | Command::PeekBuried
+            | Command::StatsJob(_)
+            | Command::StatsTube(_)
+            | Command::Stats
+            | Command::ListTubes
+            | Command::ListTubeUsed
+            | Command::ListTubesWatched
+    )
 }
 
 fn check_tube(tube: &str) -> Result<(), Error> {

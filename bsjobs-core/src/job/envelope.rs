@@ -44,7 +44,19 @@ fn one() -> u32 {
 impl<'a> Envelope<'a> {
     /// Parses a job body.
     pub fn parse(body: &'a [u8]) -> Result<Self, serde_json::Error> {
+        // serde would also read a struct from a JSON array, by position; the
+        // envelope and its arguments are documented as objects, keyed by name.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(serde::de::Error::custom(
+                "the job body must be a JSON object",
+            ));
+        }
         let env: Envelope<'a> = serde_json::from_slice(body)?;
+        if !env.args.get().starts_with('{') {
+            return Err(serde::de::Error::custom(
+                "`args` must be a JSON object keyed by parameter name",
+            ));
+        }
         if env.v != ENVELOPE_VERSION {
             return Err(serde::de::Error::custom(format!(
                 "unsupported envelope version {} (this worker reads version {ENVELOPE_VERSION})",
@@ -118,14 +130,14 @@ mod tests {
 
     #[test]
     fn successor_round_trips() {
-        let e = Envelope::parse(br#"{"v":1,"args":[1,2],"chain":"ab","pri":3}"#).unwrap();
+        let e = Envelope::parse(br#"{"v":1,"args":{"a":[1,2]},"chain":"ab","pri":3}"#).unwrap();
         let next = e.successor(4, 1);
         let n = Envelope::parse(&next).unwrap();
         assert_eq!(
             (n.run, n.attempt, n.chain, n.pri, n.ttr),
             (4, 1, Some("ab"), Some(3), None)
         );
-        assert_eq!(n.args.get(), "[1,2]");
+        assert_eq!(n.args.get(), r#"{"a":[1,2]}"#);
     }
 
     #[test]
@@ -137,6 +149,9 @@ mod tests {
             b"\xff\xfe",
             br#"{"v":2,"args":{}}"#,
             br#"{"args":{}"#,
+            br#"[1,{"a":1}]"#,
+            br#"{"args":[1]}"#,
+            br#"{"args":null}"#,
         ] {
             assert!(Envelope::parse(body).is_err(), "{body:?}");
         }

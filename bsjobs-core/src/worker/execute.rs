@@ -17,25 +17,37 @@ pub(super) const MAX_BACKOFF: u32 = 3600;
 pub(super) enum Outcome {
     /// Done for good: `delete`.
     Delete,
-    /// A repeating job's next run: `put` this body, then `delete` the current
-    /// job, both in one write.
-    Next {
+    /// Replace the job by a new one: `put` this body, then `delete` the
+    /// current job, both in one write. Used where the envelope must change:
+    /// retries of a repeating job, and the periodic rebase of a chain.
+    Replace {
         body: Vec<u8>,
         pri: u32,
         delay: u32,
         ttr: u32,
     },
-    /// Try again later: `release` with a delay.
+    /// Run again later: `release` with a delay. One atomic command: the next
+    /// run of a repeating job, and the retry of a one-shot job.
     Release { pri: u32, delay: u32 },
     /// Give up: `bury`, for an operator to inspect and kick.
     Bury { pri: u32 },
 }
+
+/// A repeating job is released for its next run (one atomic command that
+/// can neither fork nor end the chain), but beanstalkd 1.12 keeps a binlog
+/// record for every delayed release of a job for as long as the job lives
+/// (upstream issue 622: 20 000 releases kept 1.7 MB of binlog here, against
+/// 64 KB for put + delete). So every this many runs, the chain moves to a
+/// fresh job with put + delete, which lets the binlog compact
+/// ([`Worker::rebase_every`](super::Worker::rebase_every) changes it).
+pub const DEFAULT_REBASE_EVERY: u64 = 64;
 
 /// What a job task needs besides the job.
 pub(super) struct Ctx {
     pub(super) descriptor: &'static JobDescriptor,
     pub(super) control: Client,
     pub(super) server: usize,
+    pub(super) rebase_every: u64,
 }
 
 /// Runs the job with id `id` and body `body`, never panicking.
@@ -78,20 +90,49 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Outcome {
     };
     let result = result.unwrap_or_else(|p| Err(format!("panicked: {}", super::panic_message(&*p))));
     match result {
-        Ok(()) => after_success(ctx, &env, pri).await,
+        Ok(()) => after_success(ctx, id, &env, pri).await,
         Err(error) => after_failure(ctx, id, &env, pri, &error).await,
     }
 }
 
-async fn after_success(ctx: &Ctx, env: &Envelope<'_>, pri: u32) -> Outcome {
+/// Job counters that beanstalkd keeps (and persists in its binlog).
+struct Counters {
+    releases: u64,
+    buries: u64,
+    kicks: u64,
+}
+
+async fn counters(ctx: &Ctx, id: JobId) -> Option<Counters> {
+    match ctx.control.stats_job(ctx.server, id).await {
+        Ok(s) => Some(Counters {
+            releases: s.releases,
+            buries: s.buries,
+            kicks: s.kicks,
+        }),
+        Err(e) => {
+            tracing::warn!(tube = ctx.descriptor.tube, id, error = %e, "cannot read job stats");
+            None
+        }
+    }
+}
+
+/// Runs of a repeating chain are counted as `run` from the envelope (runs
+/// before this job existed) plus this job's `releases`: every release of a
+/// repeating job is a successful run, since its failures replace the job.
+async fn after_success(ctx: &Ctx, id: JobId, env: &Envelope<'_>, pri: u32) -> Outcome {
     let o = &ctx.descriptor.options;
     let Some(every) = o.repeat else {
         return Outcome::Delete;
     };
-    let done = env.run.saturating_add(1);
-    if o.max.is_some_and(|max| done >= max) {
+    let Some(c) = counters(ctx, id).await else {
+        // Without the count, keep the chain alive; never end it on doubt.
+        return Outcome::Release { pri, delay: every };
+    };
+    let done = u64::from(env.run) + c.releases + 1;
+    if o.max.is_some_and(|max| done >= u64::from(max)) {
         tracing::info!(
             tube = ctx.descriptor.tube,
+            id,
             runs = done,
             "repeating job reached max runs"
         );
@@ -102,30 +143,46 @@ async fn after_success(ctx: &Ctx, env: &Envelope<'_>, pri: u32) -> Outcome {
             return Outcome::Delete;
         }
     }
-    Outcome::Next {
-        body: env.successor(done, 0),
-        pri,
-        delay: every,
-        ttr: env.ttr.unwrap_or(o.ttr),
+    if c.releases + 1 >= ctx.rebase_every {
+        return Outcome::Replace {
+            body: env.successor(u32::try_from(done).unwrap_or(u32::MAX), 0),
+            pri,
+            delay: every,
+            ttr: env.ttr.unwrap_or(o.ttr),
+        };
     }
+    Outcome::Release { pri, delay: every }
 }
 
 async fn after_failure(ctx: &Ctx, id: JobId, env: &Envelope<'_>, pri: u32, error: &str) -> Outcome {
     let d = ctx.descriptor;
-    let retries = d.options.retries;
-    // Attempts are counted by beanstalkd itself: each failure so far was a
-    // release (or a bury, before a kick). A kick grants a fresh budget.
-    let (failures, kicks) = match ctx.control.stats_job(ctx.server, id).await {
-        Ok(s) => (s.releases + s.buries + 1, s.kicks),
-        Err(e) => {
-            tracing::warn!(tube = d.tube, id, error = %e, "cannot read job stats; retrying without counting");
-            (1 + u64::from(env.attempt), 0)
+    let per_budget = u64::from(d.options.retries) + 1;
+    let c = counters(ctx, id).await;
+    let (attempt, runs_before) = match (&c, d.options.repeat) {
+        // One-shot jobs are retried with `release`: beanstalkd's counters
+        // are the attempt count (each failure so far was a release, or a
+        // bury before a kick); a kick grants a fresh budget.
+        (Some(c), None) => {
+            let failures = c.releases + c.buries + 1;
+            (
+                failures
+                    .saturating_sub(per_budget.saturating_mul(c.kicks))
+                    .max(1),
+                0,
+            )
         }
+        // Repeating jobs keep their attempt in the envelope, valid until the
+        // job's first successful run (a release) or a kick.
+        (Some(c), Some(_)) => {
+            let before = if c.releases == 0 && c.kicks == 0 {
+                u64::from(env.attempt)
+            } else {
+                0
+            };
+            (before + 1, c.releases)
+        }
+        (None, _) => (u64::from(env.attempt) + 1, 0),
     };
-    let per_budget = u64::from(retries) + 1;
-    let attempt = failures
-        .saturating_sub(per_budget.saturating_mul(kicks))
-        .max(1);
     if attempt >= per_budget {
         tracing::error!(
             tube = d.tube,
@@ -145,7 +202,16 @@ async fn after_failure(ctx: &Ctx, id: JobId, env: &Envelope<'_>, pri: u32, error
         error,
         "job failed; will retry"
     );
-    Outcome::Release { pri, delay }
+    if d.options.repeat.is_none() {
+        return Outcome::Release { pri, delay };
+    }
+    let run = u64::from(env.run) + runs_before;
+    Outcome::Replace {
+        body: env.successor(u32::try_from(run).unwrap_or(u32::MAX), attempt as u32),
+        pri,
+        delay,
+        ttr: env.ttr.unwrap_or(d.options.ttr),
+    }
 }
 
 /// Exponential backoff with jitter: `base * 2^(attempt-1)`, capped, and then

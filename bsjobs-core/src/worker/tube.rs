@@ -35,6 +35,7 @@ pub(super) struct Settings {
     pub(super) grace: Duration,
     pub(super) shutdown: Shutdown,
     pub(super) control: Client,
+    pub(super) rebase_every: u64,
 }
 
 /// A job task reports its outcome with this.
@@ -96,6 +97,7 @@ impl TubeLoop {
             descriptor: s.descriptor,
             control: s.control.clone(),
             server: s.server,
+            rebase_every: s.rebase_every,
         });
         TubeLoop {
             ctx,
@@ -166,7 +168,7 @@ impl TubeLoop {
         let now = std::time::Instant::now();
         if self
             .last_log
-            .map_or(true, |t| now.duration_since(t) >= Duration::from_secs(1))
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
         {
             self.last_log = Some(now);
             tracing::warn!(tube = self.tube(), server = %self.s.addr, error = %e, "beanstalkd unavailable; reconnecting");
@@ -359,15 +361,15 @@ impl TubeLoop {
         self.empty = false;
         match done.outcome {
             Outcome::Delete => self.send(Command::Delete(id), Expect::Delete(id)),
-            Outcome::Next {
+            Outcome::Replace {
                 body,
                 pri,
                 delay,
                 ttr,
             } => {
-                // One write: the next run and the end of this one reach the
-                // server together, so a worker dying here cannot fork or end
-                // the chain.
+                // One write: a worker dying here cannot fork or end the
+                // chain (beanstalkd dying between the two commands can; see
+                // DEFAULT_REBASE_EVERY for why this path is rare).
                 self.send(
                     Command::Put {
                         pri,
