@@ -5,14 +5,16 @@
 //! is the order in which they were written:
 //!
 //! ```text
-//! start soak 17 4242        handler of job "soak" started on key 17 in pid 4242
-//! done soak 17 4242         ... and returned
-//! fault kill-begin 4242     the test is about to SIGKILL pid 4242
-//! fault kill-end 4242       ... and it is dead
-//! fault server-kill         the test is about to SIGKILL beanstalkd
-//! fault server-restart      ... and it is back
-//! fault enqueue-retry 17    key 17 may have been enqueued twice
+//! 1764170000123.456 start soak 17 4242   handler of "soak" started on key 17 in pid 4242
+//! 1764170000135.002 done soak 17 4242    ... and returned
+//! 1764170000200.000 fault kill-begin 4242  the test is about to SIGKILL pid 4242
+//! 1764170000201.500 fault kill-end 4242    ... and it is dead
+//! 1764170000300.000 fault server-kill      the test is about to SIGKILL beanstalkd
+//! 1764170000350.000 fault server-restart   ... and it is back
+//! 1764170000400.000 fault enqueue-retry 17 key 17 may have been enqueued twice
 //! ```
+//! The first word is the wall-clock time in milliseconds (for people reading
+//! a kept ledger; the figures rely on line order only).
 //!
 //! [`Tally`] turns a ledger and the list of enqueued keys into figures: lost,
 //! duplicated (and whether a fault explains each duplicate), unexpected.
@@ -42,11 +44,17 @@ impl Ledger {
         &self.path
     }
 
-    /// Appends `line` and a newline in a single write.
+    /// Appends the time, `line` and a newline in a single write.
     pub fn append(&self, line: &str) {
-        let mut buf = Vec::with_capacity(line.len() + 1);
-        buf.extend_from_slice(line.as_bytes());
-        buf.push(b'\n');
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let buf = format!(
+            "{}.{:03} {line}\n",
+            now.as_millis(),
+            now.subsec_micros() % 1000
+        )
+        .into_bytes();
         // One write(2) on an O_APPEND file: atomic with respect to the
         // appends of other processes for lines this short.
         (&self.file)
@@ -104,7 +112,14 @@ pub enum Entry {
 
 impl Entry {
     fn parse(line: &str) -> Entry {
-        let words: Vec<&str> = line.split_whitespace().collect();
+        let mut words: Vec<&str> = line.split_whitespace().collect();
+        // The leading timestamp, when there is one.
+        if words
+            .first()
+            .is_some_and(|w| w.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        {
+            words.remove(0);
+        }
         let run = |w: &[&str]| -> Option<(String, String, u32)> {
             match w {
                 [job, key, pid] => Some((job.to_string(), key.to_string(), pid.parse().ok()?)),
