@@ -683,7 +683,7 @@ mod tests {
     #[test]
     fn error_values_are_bounded() {
         let mut yaml = b"---\nid: ".to_vec();
-        yaml.extend(std::iter::repeat(b'9').take(10_000));
+        yaml.extend(std::iter::repeat_n(b'9', 10_000));
         match JobStats::parse(&yaml) {
             Err(StatsError::InvalidValue { key: "id", value }) => assert_eq!(value.len(), 64),
             other => panic!("{other:?}"),
