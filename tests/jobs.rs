@@ -361,3 +361,42 @@ async fn unknown_tube_is_refused_at_start() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_many_answers_every_job_in_order() {
+    let (_srv, client) = server();
+    let jobs = (0..2500u32).map(|i| {
+        if i == 1500 {
+            // 70 kB of arguments: over beanstalkd's default job size.
+            Good::new(i).client(&client).priority(1)
+        } else {
+            Good::new(i).client(&client)
+        }
+    });
+    let mut jobs: Vec<_> = jobs.collect();
+    jobs.insert(1200, Timing::new("x".repeat(70_000)).client(&client));
+    let out = client.enqueue_many(jobs).await;
+    assert_eq!(out.len(), 2501);
+    assert!(
+        matches!(out[1200], Err(bsjobs::Error::JobTooBig { .. })),
+        "{:?}",
+        out[1200]
+    );
+    let ids: Vec<u64> = out
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(|h| h.id))
+        .collect();
+    assert_eq!(ids.len(), 2500);
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "results come back in order"
+    );
+    assert_eq!(
+        client
+            .stats_tube(0, "t_good")
+            .await
+            .unwrap()
+            .current_jobs_ready,
+        2500
+    );
+}

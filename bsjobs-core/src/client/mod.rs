@@ -279,85 +279,88 @@ impl Client {
         })
     }
 
-    /// Enqueues many jobs with one write per server and tube batch.
+    /// Enqueues many jobs, a batch of up to 1024 puts per write, with
+    /// several batches in flight at once.
     ///
-    /// Returns one result per job, in order. Cheaper than as many
+    /// Returns one result per job, in order. Much cheaper than as many
     /// `enqueue` calls: the puts travel together and are answered together.
     pub async fn enqueue_many(
         &self,
         jobs: impl IntoIterator<Item = Enqueue>,
     ) -> Vec<Result<JobHandle, Error>> {
-        let mut out: Vec<Result<JobHandle, Error>> = Vec::new();
+        use futures_util::StreamExt as _;
         // Consecutive jobs for the same tube form one batch.
-        let mut batch: Vec<PreparedPut> = Vec::new();
+        let mut slots: Vec<Slot> = Vec::new();
         for job in jobs {
-            match job.into_put() {
-                Ok(p) => {
-                    if batch.first().is_some_and(|b| b.tube != p.tube) || batch.len() >= 1024 {
-                        self.flush_batch(&mut batch, &mut out).await;
-                    }
-                    batch.push(p);
-                }
+            let p = match job.into_put() {
+                Ok(p) => p,
                 Err(e) => {
-                    self.flush_batch(&mut batch, &mut out).await;
-                    out.push(Err(e));
+                    slots.push(Slot::Failed(e));
+                    continue;
                 }
-            }
-        }
-        self.flush_batch(&mut batch, &mut out).await;
-        out
-    }
-
-    async fn flush_batch(
-        &self,
-        batch: &mut Vec<PreparedPut>,
-        out: &mut Vec<Result<JobHandle, Error>>,
-    ) {
-        let Some(first) = batch.first() else { return };
-        let tube = first.tube;
-        let server = self.pick_server();
-        let mut bytes = Vec::new();
-        let mut sent = Vec::with_capacity(batch.len());
-        for p in batch.drain(..) {
-            if let Err(e) = check_tube(tube).and_then(|_| self.check_body(p.body.len())) {
-                out.push(Err(e));
+            };
+            if let Err(e) = check_tube(p.tube).and_then(|_| self.check_body(p.body.len())) {
+                slots.push(Slot::Failed(e));
                 continue;
             }
+            let open = matches!(slots.last(), Some(Slot::Batch(b)) if b.tube == p.tube && b.chains.len() < BULK_BATCH);
+            if !open {
+                slots.push(Slot::Batch(Batch {
+                    tube: p.tube,
+                    server: self.pick_server(),
+                    bytes: Vec::with_capacity(BULK_BATCH * (p.body.len() + 24)),
+                    chains: Vec::new(),
+                }));
+            }
+            let Some(Slot::Batch(b)) = slots.last_mut() else {
+                unreachable!("a batch was just opened")
+            };
             Command::Put {
                 pri: p.pri,
                 delay: p.delay,
                 ttr: p.ttr,
                 body: &p.body,
             }
-            .encode(&mut bytes);
-            sent.push(p.chain);
+            .encode(&mut b.bytes);
+            b.chains.push(p.chain);
         }
-        if sent.is_empty() {
-            return;
-        }
-        match self
-            .lane(server)
-            .call(Some(tube.to_owned()), bytes, sent.len())
-            .await
-        {
-            Ok(replies) => {
-                for (r, chain) in replies.into_iter().zip(sent) {
-                    out.push(put_result(r).map(|id| JobHandle {
-                        id,
-                        tube,
-                        chain,
-                        server: server % self.server_count(),
-                    }));
+        let servers = self.server_count();
+        let results: Vec<Vec<Result<JobHandle, Error>>> = futures_util::stream::iter(slots)
+            .map(|slot| async move {
+                let b = match slot {
+                    Slot::Failed(e) => return vec![Err(e)],
+                    Slot::Batch(b) => b,
+                };
+                let n = b.chains.len();
+                match self
+                    .lane(b.server)
+                    .call(Some(b.tube.to_owned()), b.bytes, n)
+                    .await
+                {
+                    Ok(replies) => replies
+                        .into_iter()
+                        .zip(b.chains)
+                        .map(|(r, chain)| {
+                            put_result(r).map(|id| JobHandle {
+                                id,
+                                tube: b.tube,
+                                chain,
+                                server: b.server % servers,
+                            })
+                        })
+                        .collect(),
+                    Err(e) => {
+                        let msg = e.to_string();
+                        let mut v = vec![Err(e)];
+                        v.extend((1..n).map(|_| Err(Error::Unexpected(msg.clone()))));
+                        v
+                    }
                 }
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                out.push(Err(e));
-                for _ in 1..sent.len() {
-                    out.push(Err(Error::Unexpected(msg.clone())));
-                }
-            }
-        }
+            })
+            .buffered(BULK_IN_FLIGHT)
+            .collect()
+            .await;
+        results.into_iter().flatten().collect()
     }
 
     /// Deletes a job that is ready, delayed or buried (or reserved by no one).
@@ -494,6 +497,25 @@ impl Client {
         }
         Ok(false)
     }
+}
+
+/// Puts per write in [`Client::enqueue_many`].
+const BULK_BATCH: usize = 1024;
+/// Batches of [`Client::enqueue_many`] in flight at once.
+const BULK_IN_FLIGHT: usize = 8;
+
+/// One step of [`Client::enqueue_many`]: a job refused before sending, or a
+/// batch of puts for one tube.
+enum Slot {
+    Failed(Error),
+    Batch(Batch),
+}
+
+struct Batch {
+    tube: &'static str,
+    server: usize,
+    bytes: Vec<u8>,
+    chains: Vec<Option<String>>,
 }
 
 /// Delay of a cancel marker: long enough to outlive any repeat interval in
