@@ -27,10 +27,23 @@ async fn jobs_spread_over_servers_and_one_worker_drains_them_all() {
     }
     assert_eq!(on, [20, 20], "round robin over both servers");
     let only_a = Client::new(&a.url()).unwrap();
-    assert_eq!(only_a.stats_tube(0, "spread").await.unwrap().current_jobs_ready, 20);
+    assert_eq!(
+        only_a
+            .stats_tube(0, "spread")
+            .await
+            .unwrap()
+            .current_jobs_ready,
+        20
+    );
 
     let sd = Shutdown::new();
-    let w = tokio::spawn(Worker::from_url(&url).unwrap().tubes(["spread"]).shutdown(sd.clone()).run());
+    let w = tokio::spawn(
+        Worker::from_url(&url)
+            .unwrap()
+            .tubes(["spread"])
+            .shutdown(sd.clone())
+            .run(),
+    );
     assert!(eventually(Duration::from_secs(5), || DONE.load(Ordering::SeqCst) == 40).await);
     sd.trigger();
     w.await.unwrap().unwrap();
