@@ -116,6 +116,8 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
     let call = quote_spanned!(ident.span()=> #ident(#(__bsjobs_args.#idents),*));
     let run = if *is_async {
         quote_spanned! {ident.span()=>
+            // `Box::pin` spanned at the function keeps the "future is not Send"
+            // error on the function's name.
             ::std::boxed::Box::pin(async move { #outcome(#call.await) })
         }
     } else {
@@ -205,7 +207,7 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
             }
 
             fn __bsjobs_into_outcome<O: #p::IntoOutcome>(outcome: O)
-                -> ::core::result::Result<(), ::std::string::String>
+                -> ::core::result::Result<(), #p::String>
             {
                 #p::IntoOutcome::into_outcome(outcome)
             }

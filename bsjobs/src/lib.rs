@@ -115,6 +115,7 @@ pub mod __private {
     pub use inventory;
     pub use serde;
     pub use serde_json;
+    pub use std::string::String;
 
     /// Runs a plain (non-async) job function on tokio's blocking pool.
     pub fn blocking<F>(f: F) -> HandlerFuture
