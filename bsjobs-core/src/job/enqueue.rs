@@ -1,4 +1,4 @@
-use super::{Envelope, JobOptions};
+use super::{Envelope, Fields, JobOptions};
 use crate::client::Client;
 use crate::proto::JobId;
 use crate::Error;
@@ -117,11 +117,12 @@ impl Enqueue {
         Envelope::write(
             &mut body,
             &args,
-            0,
-            0,
-            chain.as_deref(),
-            self.priority,
-            self.ttr,
+            Fields {
+                chain: chain.as_deref(),
+                pri: self.priority,
+                ttr: self.ttr,
+                ..Fields::default()
+            },
         );
         Ok(PreparedPut {
             tube: self.tube,

@@ -35,6 +35,9 @@ pub struct Envelope<'a> {
     /// TTR the producer chose, kept for later runs.
     #[serde(default)]
     pub ttr: Option<u32>,
+    /// Id of the job this one replaced (a retry or a rebase of a chain).
+    #[serde(default)]
+    pub prev: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -67,54 +70,69 @@ impl<'a> Envelope<'a> {
     }
 
     /// Writes an envelope with the given fields.
-    pub fn write(
-        out: &mut Vec<u8>,
-        args: &[u8],
-        run: u32,
-        attempt: u32,
-        chain: Option<&str>,
-        pri: Option<u32>,
-        ttr: Option<u32>,
-    ) {
+    pub fn write(out: &mut Vec<u8>, args: &[u8], fields: Fields<'_>) {
         use std::io::Write as _;
         out.extend_from_slice(b"{\"v\":1,\"args\":");
         out.extend_from_slice(args);
-        if run != 0 {
-            let _ = write!(out, ",\"run\":{run}");
+        if fields.run != 0 {
+            let _ = write!(out, ",\"run\":{}", fields.run);
         }
-        if attempt != 0 {
-            let _ = write!(out, ",\"attempt\":{attempt}");
+        if fields.attempt != 0 {
+            let _ = write!(out, ",\"attempt\":{}", fields.attempt);
         }
-        if let Some(c) = chain {
+        if let Some(c) = fields.chain {
             // Chain ids are generated hex strings; serialize anyway so that a
             // foreign chain id cannot break the JSON.
             out.extend_from_slice(b",\"chain\":");
             let _ = serde_json::to_writer(&mut *out, c);
         }
-        if let Some(p) = pri {
+        if let Some(p) = fields.pri {
             let _ = write!(out, ",\"pri\":{p}");
         }
-        if let Some(t) = ttr {
+        if let Some(t) = fields.ttr {
             let _ = write!(out, ",\"ttr\":{t}");
+        }
+        if let Some(p) = fields.prev {
+            let _ = write!(out, ",\"prev\":{p}");
         }
         out.push(b'}');
     }
 
-    /// The envelope of the next step of this job: same args, chain and
-    /// overrides, with new counters.
-    pub fn successor(&self, run: u32, attempt: u32) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.args.get().len() + 64);
+    /// The envelope of the job that replaces job `prev`: same args, chain
+    /// and overrides, with new counters.
+    pub fn successor(&self, prev: u64, run: u32, attempt: u32) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.args.get().len() + 80);
         Self::write(
             &mut out,
             self.args.get().as_bytes(),
-            run,
-            attempt,
-            self.chain,
-            self.pri,
-            self.ttr,
+            Fields {
+                run,
+                attempt,
+                chain: self.chain,
+                pri: self.pri,
+                ttr: self.ttr,
+                prev: Some(prev),
+            },
         );
         out
     }
+}
+
+/// The envelope fields besides `v` and `args`; zero and `None` are omitted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fields<'a> {
+    /// Successful runs before this job.
+    pub run: u32,
+    /// Failed attempts before this job.
+    pub attempt: u32,
+    /// Chain id of a repeating job.
+    pub chain: Option<&'a str>,
+    /// Priority override.
+    pub pri: Option<u32>,
+    /// TTR override.
+    pub ttr: Option<u32>,
+    /// The job this one replaced.
+    pub prev: Option<u64>,
 }
 
 #[cfg(test)]
@@ -131,8 +149,9 @@ mod tests {
     #[test]
     fn successor_round_trips() {
         let e = Envelope::parse(br#"{"v":1,"args":{"a":[1,2]},"chain":"ab","pri":3}"#).unwrap();
-        let next = e.successor(4, 1);
+        let next = e.successor(9, 4, 1);
         let n = Envelope::parse(&next).unwrap();
+        assert_eq!(n.prev, Some(9));
         assert_eq!(
             (n.run, n.attempt, n.chain, n.pri, n.ttr),
             (4, 1, Some("ab"), Some(3), None)

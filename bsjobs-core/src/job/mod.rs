@@ -5,7 +5,7 @@ mod envelope;
 
 pub(crate) use enqueue::secs_ceil;
 pub use enqueue::{Enqueue, JobHandle, PreparedPut};
-pub use envelope::{Envelope, ENVELOPE_VERSION};
+pub use envelope::{Envelope, Fields, ENVELOPE_VERSION};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -145,7 +145,7 @@ async fn after_success(ctx: &Ctx, id: JobId, env: &Envelope<'_>, pri: u32) -> Ou
     }
     if c.releases + 1 >= ctx.rebase_every {
         return Outcome::Replace {
-            body: env.successor(u32::try_from(done).unwrap_or(u32::MAX), 0),
+            body: env.successor(id, u32::try_from(done).unwrap_or(u32::MAX), 0),
             pri,
             delay: every,
             ttr: env.ttr.unwrap_or(o.ttr),
@@ -207,7 +207,7 @@ async fn after_failure(ctx: &Ctx, id: JobId, env: &Envelope<'_>, pri: u32, error
     }
     let run = u64::from(env.run) + runs_before;
     Outcome::Replace {
-        body: env.successor(u32::try_from(run).unwrap_or(u32::MAX), attempt as u32),
+        body: env.successor(id, u32::try_from(run).unwrap_or(u32::MAX), attempt as u32),
         pri,
         delay,
         ttr: env.ttr.unwrap_or(d.options.ttr),
