@@ -1,8 +1,8 @@
 //! The worker runtime end to end: #[job] functions, enqueue, bsjobs worker,
 //! against a real beanstalkd.
 
-use bsjobs::{Client, Shutdown, Worker};
-use bsjobs_tests::{eventually, raw, server};
+use bsjobs::{Shutdown, Worker};
+use bsjobs_tests::{counts_now, eventually, raw, server, spawn_configured};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -73,14 +73,10 @@ fn spawn_worker(
     tubes: &[&str],
     concurrency: usize,
 ) -> (Shutdown, tokio::task::JoinHandle<Result<(), bsjobs::Error>>) {
-    let sd = Shutdown::new();
-    let w = Worker::from_url(url)
-        .unwrap()
-        .tubes(tubes.iter().copied())
-        .concurrency(concurrency)
-        .grace(Duration::from_secs(5))
-        .shutdown(sd.clone());
-    (sd, tokio::spawn(w.run()))
+    spawn_configured(
+        Worker::from_url(url).unwrap().concurrency(concurrency),
+        tubes,
+    )
 }
 
 async fn stop(sd: Shutdown, h: tokio::task::JoinHandle<Result<(), bsjobs::Error>>) {
@@ -240,7 +236,7 @@ async fn graceful_shutdown_finishes_in_flight_work_and_reserves_nothing_new() {
     // Wait until both are reserved, then queue more and shut down.
     assert!(
         eventually(Duration::from_secs(5), || {
-            futures_reserved(&client) == 2
+            counts_now(&client, "t_slow").reserved == 2
         })
         .await
     );
@@ -275,25 +271,6 @@ async fn graceful_shutdown_finishes_in_flight_work_and_reserves_nothing_new() {
     );
 }
 
-/// Reserved jobs of t_slow, read synchronously through a blocking runtime-free path.
-fn futures_reserved(client: &Client) -> u64 {
-    let c = client.clone();
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                c.stats_tube(0, "t_slow")
-                    .await
-                    .map(|s| s.current_jobs_reserved)
-                    .unwrap_or(0)
-            })
-    })
-    .join()
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_are_buried_and_the_worker_keeps_running() {
     let (srv, client) = server();
@@ -322,30 +299,13 @@ async fn malformed_bodies_are_buried_and_the_worker_keeps_running() {
         .await
     );
     assert!(
-        eventually(Duration::from_secs(5), || buried(&client, "t_good")
+        eventually(Duration::from_secs(5), || counts_now(&client, "t_good")
+            .buried
             == bad.len() as u64)
         .await
     );
     assert!(!h.is_finished(), "the worker is still running");
     stop(sd, h).await;
-}
-
-fn buried(client: &Client, tube: &'static str) -> u64 {
-    let c = client.clone();
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                c.stats_tube(0, tube)
-                    .await
-                    .map(|s| s.current_jobs_buried)
-                    .unwrap_or(0)
-            })
-    })
-    .join()
-    .unwrap()
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Repeating jobs: max, cancellation, failures inside a chain.
 
 use bsjobs::{Shutdown, Worker};
-use bsjobs_tests::{eventually, server};
+use bsjobs_tests::{counts, counts_now, eventually, server, spawn_worker};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -34,32 +34,10 @@ async fn flaky() -> Result<(), String> {
     }
 }
 
-fn spawn(url: &str, tube: &str) -> (Shutdown, tokio::task::JoinHandle<Result<(), bsjobs::Error>>) {
-    let sd = Shutdown::new();
-    let w = Worker::from_url(url)
-        .unwrap()
-        .tubes([tube])
-        .shutdown(sd.clone());
-    (sd, tokio::spawn(w.run()))
-}
-
-async fn live(client: &bsjobs::Client, tube: &str) -> u64 {
-    match client.stats_tube(0, tube).await {
-        Ok(s) => {
-            s.current_jobs_ready
-                + s.current_jobs_delayed
-                + s.current_jobs_reserved
-                + s.current_jobs_buried
-        }
-        Err(bsjobs::Error::NotFound) => 0,
-        Err(e) => panic!("{e}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeating_job_runs_max_times_one_interval_apart_then_ends() {
     let (srv, client) = server();
-    let (sd, h) = spawn(&srv.url(), "r_max");
+    let (sd, h) = spawn_worker(&srv.url(), &["r_max"]);
     let handle = ThreeTimes::new().client(&client).enqueue().await.unwrap();
     assert!(handle.chain.is_some(), "repeating jobs get a chain id");
     assert!(
@@ -79,7 +57,7 @@ async fn a_repeating_job_runs_max_times_one_interval_apart_then_ends() {
         );
     }
     assert_eq!(
-        live(&client, "r_max").await,
+        counts(&client, "r_max").await.live(),
         0,
         "the chain is over: no job left"
     );
@@ -90,7 +68,7 @@ async fn a_repeating_job_runs_max_times_one_interval_apart_then_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_chain_during_a_run_stops_it() {
     let (srv, client) = server();
-    let (sd, h) = spawn(&srv.url(), "r_forever");
+    let (sd, h) = spawn_worker(&srv.url(), &["r_forever"]);
     let handle = Forever::new(700).client(&client).enqueue().await.unwrap();
     // Wait for the second run to be in progress (first run, 1 s sleep, second).
     assert!(
@@ -112,13 +90,13 @@ async fn cancelling_a_chain_during_a_run_stops_it() {
         "no run after cancel"
     );
     assert_eq!(
-        live(&client, "r_forever").await,
+        counts(&client, "r_forever").await.live(),
         0,
         "no job of the chain is left"
     );
     let marker = format!("bsjobs.cancel.{}", handle.chain.unwrap());
     assert_eq!(
-        live(&client, &marker).await,
+        counts(&client, &marker).await.live(),
         0,
         "the cancel marker was cleaned up"
     );
@@ -129,7 +107,7 @@ async fn cancelling_a_chain_during_a_run_stops_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_runs_are_retried_and_do_not_count_toward_max() {
     let (srv, client) = server();
-    let (sd, h) = spawn(&srv.url(), "r_flaky");
+    let (sd, h) = spawn_worker(&srv.url(), &["r_flaky"]);
     Flaky::new().client(&client).enqueue().await.unwrap();
     // Two successful runs, each after one failure: four calls.
     assert!(
@@ -139,19 +117,9 @@ async fn failed_runs_are_retried_and_do_not_count_toward_max() {
         .await
     );
     assert!(
-        eventually(Duration::from_secs(3), || {
-            let c = client.clone();
-            std::thread::spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap()
-                    .block_on(live(&c, "r_flaky"))
-            })
-            .join()
-            .unwrap()
-                == 0
-        })
+        eventually(Duration::from_secs(3), || counts_now(&client, "r_flaky")
+            .live()
+            == 0)
         .await
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -177,9 +145,13 @@ async fn cancelling_a_chain_that_has_not_run_deletes_it_at_once() {
         handle.cancel(&client).await.unwrap(),
         "the waiting job was deleted"
     );
-    assert_eq!(live(&client, "r_max").await, 0);
+    assert_eq!(counts(&client, "r_max").await.live(), 0);
     let marker = format!("bsjobs.cancel.{}", handle.chain.unwrap());
-    assert_eq!(live(&client, &marker).await, 0, "no marker is needed");
+    assert_eq!(
+        counts(&client, &marker).await.live(),
+        0,
+        "no marker is needed"
+    );
 }
 
 static REBASED_RUNS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
@@ -221,7 +193,7 @@ async fn a_chain_moves_to_fresh_jobs_and_keeps_its_count() {
         6,
         "5 successful runs (max) + 1 retried failure"
     );
-    assert_eq!(live(&client, "r_rebase").await, 0);
+    assert_eq!(counts(&client, "r_rebase").await.live(), 0);
     // The worker still watches the tube, so it exists. Jobs: the first,
     // the rebase after run 2, the retry of the failed call, the rebase
     // after run 4.

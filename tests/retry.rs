@@ -1,7 +1,6 @@
 //! Failures: retries with backoff, burial, kicking, panics and timeouts.
 
-use bsjobs::{Shutdown, Worker};
-use bsjobs_tests::{eventually, server};
+use bsjobs_tests::{counts_now, eventually, server, spawn_worker};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -37,47 +36,22 @@ async fn fine() {
     AFTER_PANIC.fetch_add(1, Ordering::SeqCst);
 }
 
-fn spawn(
-    url: &str,
-    tubes: &[&str],
-) -> (Shutdown, tokio::task::JoinHandle<Result<(), bsjobs::Error>>) {
-    let sd = Shutdown::new();
-    let w = Worker::from_url(url)
-        .unwrap()
-        .tubes(tubes.iter().copied())
-        .shutdown(sd.clone());
-    (sd, tokio::spawn(w.run()))
-}
-
-fn buried(client: &bsjobs::Client, tube: &'static str) -> u64 {
-    let c = client.clone();
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                c.stats_tube(0, tube)
-                    .await
-                    .map(|s| s.current_jobs_buried)
-                    .unwrap_or(0)
-            })
-    })
-    .join()
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_retry_with_backoff_then_bury_and_a_kick_grants_new_attempts() {
     let (srv, client) = server();
-    let (sd, h) = spawn(&srv.url(), &["f_always"]);
+    let (sd, h) = spawn_worker(&srv.url(), &["f_always"]);
     let job = AlwaysFails::new("smtp down".into())
         .client(&client)
         .enqueue()
         .await
         .unwrap();
     // retries = 2: three attempts, then buried.
-    assert!(eventually(Duration::from_secs(10), || buried(&client, "f_always") == 1).await);
+    assert!(
+        eventually(Duration::from_secs(10), || counts_now(&client, "f_always")
+            .buried
+            == 1)
+        .await
+    );
     let at = FAIL_AT.lock().unwrap().clone();
     assert_eq!(at.len(), 3, "1 attempt + 2 retries");
     // backoff 1 s, doubling with jitter into its upper half: ≥ 1 s then ≥ 1 s.
@@ -105,7 +79,12 @@ async fn failures_retry_with_backoff_then_bury_and_a_kick_grants_new_attempts() 
             == 6)
         .await
     );
-    assert!(eventually(Duration::from_secs(3), || buried(&client, "f_always") == 1).await);
+    assert!(
+        eventually(Duration::from_secs(3), || counts_now(&client, "f_always")
+            .buried
+            == 1)
+        .await
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         FAIL_AT.lock().unwrap().len(),
@@ -119,9 +98,14 @@ async fn failures_retry_with_backoff_then_bury_and_a_kick_grants_new_attempts() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_count_as_failures() {
     let (srv, client) = server();
-    let (sd, h) = spawn(&srv.url(), &["f_timeout"]);
+    let (sd, h) = spawn_worker(&srv.url(), &["f_timeout"]);
     TooSlow::new().client(&client).enqueue().await.unwrap();
-    assert!(eventually(Duration::from_secs(5), || buried(&client, "f_timeout") == 1).await);
+    assert!(
+        eventually(Duration::from_secs(5), || counts_now(&client, "f_timeout")
+            .buried
+            == 1)
+        .await
+    );
     assert_eq!(
         SLOW_STARTS.load(Ordering::SeqCst),
         1,
@@ -134,9 +118,14 @@ async fn timeouts_count_as_failures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_handler_is_retried_then_buried_and_the_worker_survives() {
     let (srv, client) = server();
-    let (sd, h) = spawn(&srv.url(), &["f_panic", "f_ok"]);
+    let (sd, h) = spawn_worker(&srv.url(), &["f_panic", "f_ok"]);
     Panics::new().client(&client).enqueue().await.unwrap();
-    assert!(eventually(Duration::from_secs(6), || buried(&client, "f_panic") == 1).await);
+    assert!(
+        eventually(Duration::from_secs(6), || counts_now(&client, "f_panic")
+            .buried
+            == 1)
+        .await
+    );
     assert_eq!(
         PANICS.load(Ordering::SeqCst),
         2,

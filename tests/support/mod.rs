@@ -45,3 +45,79 @@ pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A worker for `tubes` on `url` with the default concurrency, stopped by
+/// the returned signal.
+pub fn spawn_worker(
+    url: &str,
+    tubes: &[&str],
+) -> (
+    bsjobs::Shutdown,
+    tokio::task::JoinHandle<Result<(), bsjobs::Error>>,
+) {
+    spawn_configured(bsjobs::Worker::from_url(url).expect("url"), tubes)
+}
+
+/// Like [`spawn_worker`], with a worker configured by the caller.
+pub fn spawn_configured(
+    worker: bsjobs::Worker,
+    tubes: &[&str],
+) -> (
+    bsjobs::Shutdown,
+    tokio::task::JoinHandle<Result<(), bsjobs::Error>>,
+) {
+    let sd = bsjobs::Shutdown::new();
+    let w = worker
+        .tubes(tubes.iter().copied())
+        .grace(Duration::from_secs(5))
+        .shutdown(sd.clone());
+    (sd, tokio::spawn(w.run()))
+}
+
+/// Jobs of `tube` in each state, 0 for a tube that does not exist.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    /// Ready.
+    pub ready: u64,
+    /// Delayed.
+    pub delayed: u64,
+    /// Reserved.
+    pub reserved: u64,
+    /// Buried.
+    pub buried: u64,
+}
+
+impl Counts {
+    /// Every job of the tube, whatever its state.
+    pub fn live(&self) -> u64 {
+        self.ready + self.delayed + self.reserved + self.buried
+    }
+}
+
+/// Reads the counts of `tube`.
+pub async fn counts(client: &bsjobs::Client, tube: &str) -> Counts {
+    match client.stats_tube(0, tube).await {
+        Ok(s) => Counts {
+            ready: s.current_jobs_ready,
+            delayed: s.current_jobs_delayed,
+            reserved: s.current_jobs_reserved,
+            buried: s.current_jobs_buried,
+        },
+        Err(bsjobs::Error::NotFound) => Counts::default(),
+        Err(e) => panic!("stats-tube {tube}: {e}"),
+    }
+}
+
+/// [`counts`] from synchronous code, such as an [`eventually`] condition.
+pub fn counts_now(client: &bsjobs::Client, tube: &str) -> Counts {
+    let (client, tube) = (client.clone(), tube.to_owned());
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(async move { counts(&client, &tube).await })
+    })
+    .join()
+    .expect("stats thread")
+}
