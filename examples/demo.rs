@@ -5,8 +5,8 @@
 
 use bsjobs::testing::Beanstalkd;
 use bsjobs::{Client, Shutdown, Worker};
-use bsjobs_examples::{elapsed, Heartbeat, NightlyReport, ResizeImage, SendEmail, Size};
-use std::time::{Duration, SystemTime};
+use bsjobs_examples::{elapsed, enqueue_examples};
+use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> Result<(), bsjobs::Error> {
@@ -34,25 +34,12 @@ async fn main() -> Result<(), bsjobs::Error> {
     let shutdown = Shutdown::new();
     let worker = tokio::spawn(Worker::from_url(&url)?.shutdown(shutdown.clone()).run());
 
-    // The producer.
-    println!("[{:5.2}s] enqueue: email now, email in 2 s, resize at now+3 s, heartbeat x3, failing report", elapsed());
-    SendEmail::enqueue("ada@example.com".into(), "Welcome".into()).await?;
-    SendEmail::new("bob@example.com".into(), "Your trial ends soon".into())
-        .delay(Duration::from_secs(2))
-        .enqueue()
-        .await?;
-    ResizeImage::new(
-        "cat.png".into(),
-        Size {
-            width: 640,
-            height: 480,
-        },
-    )
-    .at(SystemTime::now() + Duration::from_secs(3))
-    .enqueue()
-    .await?;
-    Heartbeat::enqueue("api".into()).await?;
-    let report = NightlyReport::enqueue("2026-11-26".into()).await?;
+    // The producer: examples/producer.rs.
+    println!(
+        "[{:5.2}s] enqueue: email now, email in 2 s, resize at now+3 s, heartbeat x3, failing report",
+        elapsed()
+    );
+    let report = enqueue_examples().await?;
 
     tokio::time::sleep(Duration::from_secs(5)).await;
 

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 static START: OnceLock<Instant> = OnceLock::new();
 
@@ -67,4 +67,37 @@ pub async fn heartbeat(service: String) {
 pub async fn nightly_report(day: String) -> Result<(), String> {
     println!("[{:5.2}s] report for {day}: trying…", elapsed());
     Err(format!("the data warehouse is down (day {day})"))
+}
+
+/// What the producer example enqueues: one job of each kind. Returns the
+/// handle of the failing report, which ends up buried.
+pub async fn enqueue_examples() -> Result<bsjobs::JobHandle, bsjobs::Error> {
+    // Immediate: arguments are typed; a wrong type is a compile error.
+    let job = SendEmail::enqueue("ada@example.com".into(), "Welcome".into()).await?;
+    println!("[{:5.2}s] enqueued email as job {}", elapsed(), job.id);
+
+    // Delayed, with per-call options.
+    SendEmail::new("bob@example.com".into(), "Your trial ends soon".into())
+        .delay(Duration::from_secs(2))
+        .priority(5)
+        .enqueue()
+        .await?;
+
+    // Scheduled for a wall-clock time.
+    ResizeImage::new(
+        "cat.png".into(),
+        Size {
+            width: 640,
+            height: 480,
+        },
+    )
+    .at(SystemTime::now() + Duration::from_secs(3))
+    .enqueue()
+    .await?;
+
+    // Repeating: every second, three times (see #[job(repeat, max)]).
+    Heartbeat::enqueue("api".into()).await?;
+
+    // Failing: retried once, then buried for an operator.
+    NightlyReport::enqueue("2026-11-26".into()).await
 }

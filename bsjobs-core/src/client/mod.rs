@@ -240,22 +240,6 @@ impl Client {
             .map(|(_, id)| id)
     }
 
-    /// Puts a job into `tube` on one given server (an index into the
-    /// client's server list).
-    pub async fn put_to(
-        &self,
-        server: usize,
-        tube: &str,
-        pri: u32,
-        delay: u32,
-        ttr: u32,
-        body: &[u8],
-    ) -> Result<JobId, Error> {
-        self.put_on(server, tube, pri, delay, ttr, body)
-            .await
-            .map(|(_, id)| id)
-    }
-
     async fn put_on(
         &self,
         server: usize,
