@@ -913,11 +913,26 @@ fn wait_next_done(ledger: &Ledger, job: &str, seen: usize, limit: Duration) -> (
 /// `BSJOBS_CHAIN_KILL=worker|server|both` and `BSJOBS_CHAIN_ROUNDS` (default
 /// 8) narrow or lengthen the hunt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeating_chain_survives_kills_right_after_a_run() {
+async fn repeating_chain_survives_worker_kills_right_after_a_run() {
+    chain_edge("worker").await;
+}
+
+/// beanstalkd killed within milliseconds of a run's end: the chain must
+/// not die. It may fork: the next run is a `put` and the end of this one a
+/// `delete`, and beanstalkd executes them one event-loop turn apart (release
+/// with a delay, the atomic alternative, loses jobs across restarts in
+/// beanstalkd 1.12; see `Outcome::Replace`). The forks are counted and
+/// printed, not failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeating_chain_never_dies_when_beanstalkd_is_killed_right_after_a_run() {
+    chain_edge("server").await;
+}
+
+async fn chain_edge(default_mode: &str) {
     let t0 = Instant::now();
     let rounds: usize = env_or("BSJOBS_CHAIN_ROUNDS", 8);
     // Which process to kill: "worker", "server", or "both" (alternating).
-    let mode: String = env_or("BSJOBS_CHAIN_KILL", "both".to_owned());
+    let mode: String = env_or("BSJOBS_CHAIN_KILL", default_mode.to_owned());
     let mut rng = Rng::new(seed());
     let seed0 = rng.0;
     let scratch = Scratch::new("chain-edge");
@@ -978,13 +993,15 @@ async fn repeating_chain_survives_kills_right_after_a_run() {
         t0.elapsed().as_secs_f64()
     );
     assert!(workers.crashes.is_empty(), "{}", workers.crashes.join("\n"));
+    if server_kills == 0 {
+        assert!(
+            samples.max_confirmed() <= 1 && final_live <= 1,
+            "the chain forked: final {final_live}, live jobs {jobs:#?}, samples {:?}",
+            samples.0
+        );
+    }
     assert!(
-        samples.max_confirmed() <= 1 && final_live <= 1,
-        "the chain forked: final {final_live}, live jobs {jobs:#?}, samples {:?}",
-        samples.0
-    );
-    assert!(
-        samples.zeros() == 0 && final_live == 1,
+        samples.zeros() == 0 && final_live >= 1,
         "the chain died: final {final_live}, samples {:?}",
         samples.0
     );

@@ -1,6 +1,5 @@
 //! Repeating jobs: max, cancellation, failures inside a chain.
 
-use bsjobs::{Shutdown, Worker};
 use bsjobs_tests::{counts, counts_now, eventually, server, spawn_worker};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -154,51 +153,44 @@ async fn cancelling_a_chain_that_has_not_run_deletes_it_at_once() {
     );
 }
 
-static REBASED_RUNS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+static CHAIN_CALLS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 
-#[bsjobs::job(tube = "r_rebase", repeat = "1s", max = 5, retries = 2, backoff = "1s")]
-async fn rebased(fail_on_run: u32) -> Result<(), String> {
-    let mut runs = REBASED_RUNS.lock().unwrap();
-    runs.push(0);
-    // Calls are 1-based; the call `fail_on_run` fails once.
-    if runs.len() == fail_on_run as usize {
+#[bsjobs::job(tube = "r_count", repeat = "1s", max = 4, retries = 2, backoff = "1s")]
+async fn counted(fail_on_call: u32) -> Result<(), String> {
+    let mut calls = CHAIN_CALLS.lock().unwrap();
+    calls.push(0);
+    // Calls are 1-based; the call `fail_on_call` fails once.
+    if calls.len() == fail_on_call as usize {
         return Err("one failure".into());
     }
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chain_moves_to_fresh_jobs_and_keeps_its_count() {
+async fn each_run_is_a_new_job_and_the_chain_keeps_its_count() {
     let (srv, client) = server();
-    let sd = Shutdown::new();
-    let w = Worker::from_url(&srv.url())
-        .unwrap()
-        .tubes(["r_rebase"])
-        .rebase_every(2)
-        .shutdown(sd.clone());
-    let h = tokio::spawn(w.run());
-    // Runs: ok, ok (rebase), fail+retry, ok, ok, ok = 5 successful runs in 6 calls.
-    let first = Rebased::new(3).client(&client).enqueue().await.unwrap();
+    let (sd, h) = spawn_worker(&srv.url(), &["r_count"]);
+    // Calls: ok, fail, ok (retry), ok, ok = 4 successful runs in 5 calls.
+    let first = Counted::new(2).client(&client).enqueue().await.unwrap();
     assert!(
-        eventually(Duration::from_secs(15), || REBASED_RUNS
+        eventually(Duration::from_secs(15), || CHAIN_CALLS
             .lock()
             .unwrap()
             .len()
-            == 6)
+            == 5)
         .await
     );
     tokio::time::sleep(Duration::from_millis(1800)).await;
     assert_eq!(
-        REBASED_RUNS.lock().unwrap().len(),
-        6,
-        "5 successful runs (max) + 1 retried failure"
+        CHAIN_CALLS.lock().unwrap().len(),
+        5,
+        "4 successful runs (max) + 1 retried failure"
     );
-    assert_eq!(counts(&client, "r_rebase").await.live(), 0);
-    // The worker still watches the tube, so it exists. Jobs: the first,
-    // the rebase after run 2, the retry of the failed call, the rebase
-    // after run 4.
-    let st = client.stats_tube(0, "r_rebase").await.unwrap();
-    assert_eq!(st.total_jobs, 4, "the chain moved to new jobs");
+    assert_eq!(counts(&client, "r_count").await.live(), 0);
+    // The worker still watches the tube, so it exists. Jobs: the first and
+    // one replacement per run or retry but the last.
+    let st = client.stats_tube(0, "r_count").await.unwrap();
+    assert_eq!(st.total_jobs, 5);
     assert!(client.peek(0, first.id).await.unwrap().is_none());
     sd.trigger();
     h.await.unwrap().unwrap();

@@ -65,14 +65,19 @@ async fn failures_retry_with_backoff_then_bury_and_a_kick_grants_new_attempts() 
         "{:?}",
         at[2] - at[1]
     );
-    // The buried job is the same job: an operator can find and kick it.
+    // The buried job is the last replacement of the first: an operator can
+    // find it, see the attempts in its envelope, and kick it.
     let (id, body) = client
         .peek_buried(0, "f_always")
         .await
         .unwrap()
         .expect("a buried job");
-    assert_eq!(id, job.id);
-    assert!(String::from_utf8_lossy(&body).contains("smtp down"));
+    assert_ne!(id, job.id, "each retry is a new job");
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains("smtp down") && body.contains("\"attempt\":2"),
+        "{body}"
+    );
     client.kick_job(0, id).await.unwrap();
     assert!(
         eventually(Duration::from_secs(12), || FAIL_AT.lock().unwrap().len()

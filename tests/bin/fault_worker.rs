@@ -104,14 +104,6 @@ fn main() {
         .and_then(|c| c.parse().ok())
         .unwrap_or(8);
     worker = worker.concurrency(concurrency);
-    // Inherited from the test process: lets a test make every run of a
-    // chain a rebase (put + delete), the step a server crash can split.
-    if let Some(n) = std::env::var("BSJOBS_REBASE_EVERY")
-        .ok()
-        .and_then(|c| c.parse().ok())
-    {
-        worker = worker.rebase_every(n);
-    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

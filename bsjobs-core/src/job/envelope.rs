@@ -35,7 +35,7 @@ pub struct Envelope<'a> {
     /// TTR the producer chose, kept for later runs.
     #[serde(default)]
     pub ttr: Option<u32>,
-    /// Id of the job this one replaced (a retry or a rebase of a chain).
+    /// Id of the job this one replaced (the previous run or attempt).
     #[serde(default)]
     pub prev: Option<u64>,
 }

@@ -17,37 +17,33 @@ pub(super) const MAX_BACKOFF: u32 = 3600;
 pub(super) enum Outcome {
     /// Done for good: `delete`.
     Delete,
-    /// Replace the job by a new one: `put` this body, then `delete` the
-    /// current job, both in one write. Used where the envelope must change:
-    /// retries of a repeating job, and the periodic rebase of a chain.
+    /// Run again later with a new envelope: `put` the replacement (delayed),
+    /// then `delete` this job, both in one write. The next run of a
+    /// repeating job and every retry take this path.
+    ///
+    /// Not `release` with a delay, although it is one atomic command: with a
+    /// binlog, beanstalkd 1.12 loses a job that was released with a delay
+    /// and then saw the server killed and restarted a few times (reproduced
+    /// here in 3 cycles; `release` with no delay and put + delete survive),
+    /// and it keeps a binlog record per delayed release for as long as the
+    /// job lives (upstream issue 622). Put + delete can be split by a crash
+    /// of beanstalkd between the two commands, leaving both jobs: a repeated
+    /// run, never a lost one.
     Replace {
         body: Vec<u8>,
         pri: u32,
         delay: u32,
         ttr: u32,
     },
-    /// Run again later: `release` with a delay. One atomic command: the next
-    /// run of a repeating job, and the retry of a one-shot job.
-    Release { pri: u32, delay: u32 },
     /// Give up: `bury`, for an operator to inspect and kick.
     Bury { pri: u32 },
 }
-
-/// A repeating job is released for its next run (one atomic command that
-/// can neither fork nor end the chain), but beanstalkd 1.12 keeps a binlog
-/// record for every delayed release of a job for as long as the job lives
-/// (upstream issue 622: 20 000 releases kept 1.7 MB of binlog here, against
-/// 64 KB for put + delete). So every this many runs, the chain moves to a
-/// fresh job with put + delete, which lets the binlog compact
-/// ([`Worker::rebase_every`](super::Worker::rebase_every) changes it).
-pub const DEFAULT_REBASE_EVERY: u64 = 64;
 
 /// What a job task needs besides the job.
 pub(super) struct Ctx {
     pub(super) descriptor: &'static JobDescriptor,
     pub(super) control: Client,
     pub(super) server: usize,
-    pub(super) rebase_every: u64,
 }
 
 /// Runs the job with id `id` and body `body`, never panicking.
@@ -95,41 +91,14 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Outcome {
     }
 }
 
-/// Job counters that beanstalkd keeps (and persists in its binlog).
-struct Counters {
-    releases: u64,
-    buries: u64,
-    kicks: u64,
-}
-
-async fn counters(ctx: &Ctx, id: JobId) -> Option<Counters> {
-    match ctx.control.stats_job(ctx.server, id).await {
-        Ok(s) => Some(Counters {
-            releases: s.releases,
-            buries: s.buries,
-            kicks: s.kicks,
-        }),
-        Err(e) => {
-            tracing::warn!(tube = ctx.descriptor.tube, id, error = %e, "cannot read job stats");
-            None
-        }
-    }
-}
-
-/// Runs of a repeating chain are counted as `run` from the envelope (runs
-/// before this job existed) plus this job's `releases`: every release of a
-/// repeating job is a successful run, since its failures replace the job.
+/// After a successful run: done, or the next run of a repeating job.
 async fn after_success(ctx: &Ctx, id: JobId, env: &Envelope<'_>, pri: u32) -> Outcome {
     let o = &ctx.descriptor.options;
     let Some(every) = o.repeat else {
         return Outcome::Delete;
     };
-    let Some(c) = counters(ctx, id).await else {
-        // Without the count, keep the chain alive; never end it on doubt.
-        return Outcome::Release { pri, delay: every };
-    };
-    let done = u64::from(env.run) + c.releases + 1;
-    if o.max.is_some_and(|max| done >= u64::from(max)) {
+    let done = env.run.saturating_add(1);
+    if o.max.is_some_and(|max| done >= max) {
         tracing::info!(
             tube = ctx.descriptor.tube,
             id,
@@ -143,47 +112,34 @@ async fn after_success(ctx: &Ctx, id: JobId, env: &Envelope<'_>, pri: u32) -> Ou
             return Outcome::Delete;
         }
     }
-    if c.releases + 1 >= ctx.rebase_every {
-        return Outcome::Replace {
-            body: env.successor(id, u32::try_from(done).unwrap_or(u32::MAX), 0),
-            pri,
-            delay: every,
-            ttr: env.ttr.unwrap_or(o.ttr),
-        };
+    Outcome::Replace {
+        body: env.successor(id, done, 0),
+        pri,
+        delay: every,
+        ttr: env.ttr.unwrap_or(o.ttr),
     }
-    Outcome::Release { pri, delay: every }
 }
 
+/// After a failed run: a retry after a backoff, or burial.
+///
+/// The attempt number travels in the envelope of the replacement job. A job
+/// that an operator kicked (beanstalkd's `kicks` counter, read with
+/// `stats-job`) starts a fresh set of attempts.
 async fn after_failure(ctx: &Ctx, id: JobId, env: &Envelope<'_>, pri: u32, error: &str) -> Outcome {
     let d = ctx.descriptor;
-    let per_budget = u64::from(d.options.retries) + 1;
-    let c = counters(ctx, id).await;
-    let (attempt, runs_before) = match (&c, d.options.repeat) {
-        // One-shot jobs are retried with `release`: beanstalkd's counters
-        // are the attempt count (each failure so far was a release, or a
-        // bury before a kick); a kick grants a fresh budget.
-        (Some(c), None) => {
-            let failures = c.releases + c.buries + 1;
-            (
-                failures
-                    .saturating_sub(per_budget.saturating_mul(c.kicks))
-                    .max(1),
-                0,
-            )
+    let kicked = match ctx.control.stats_job(ctx.server, id).await {
+        Ok(s) => s.kicks > 0,
+        Err(e) => {
+            tracing::warn!(tube = d.tube, id, error = %e, "cannot read job stats; counting the attempt from the envelope");
+            false
         }
-        // Repeating jobs keep their attempt in the envelope, valid until the
-        // job's first successful run (a release) or a kick.
-        (Some(c), Some(_)) => {
-            let before = if c.releases == 0 && c.kicks == 0 {
-                u64::from(env.attempt)
-            } else {
-                0
-            };
-            (before + 1, c.releases)
-        }
-        (None, _) => (u64::from(env.attempt) + 1, 0),
     };
-    if attempt >= per_budget {
+    let attempt = if kicked {
+        1
+    } else {
+        env.attempt.saturating_add(1)
+    };
+    if attempt > d.options.retries {
         tracing::error!(
             tube = d.tube,
             id,
@@ -193,7 +149,7 @@ async fn after_failure(ctx: &Ctx, id: JobId, env: &Envelope<'_>, pri: u32, error
         );
         return Outcome::Bury { pri };
     }
-    let delay = backoff(d.options.backoff, attempt as u32);
+    let delay = backoff(d.options.backoff, attempt);
     tracing::warn!(
         tube = d.tube,
         id,
@@ -202,12 +158,8 @@ async fn after_failure(ctx: &Ctx, id: JobId, env: &Envelope<'_>, pri: u32, error
         error,
         "job failed; will retry"
     );
-    if d.options.repeat.is_none() {
-        return Outcome::Release { pri, delay };
-    }
-    let run = u64::from(env.run) + runs_before;
     Outcome::Replace {
-        body: env.successor(id, u32::try_from(run).unwrap_or(u32::MAX), attempt as u32),
+        body: env.successor(id, env.run, attempt),
         pri,
         delay,
         ttr: env.ttr.unwrap_or(d.options.ttr),

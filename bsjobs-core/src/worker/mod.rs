@@ -10,7 +10,6 @@ mod execute;
 mod shutdown;
 mod tube;
 
-pub use execute::DEFAULT_REBASE_EVERY;
 pub use shutdown::Shutdown;
 
 use crate::client::{Client, ClientConfig};
@@ -46,7 +45,6 @@ pub struct Worker {
     per_tube: HashMap<String, usize>,
     grace: Duration,
     shutdown: Option<Shutdown>,
-    rebase_every: u64,
 }
 
 impl Worker {
@@ -59,7 +57,6 @@ impl Worker {
             per_tube: HashMap::new(),
             grace: Duration::from_secs(30),
             shutdown: None,
-            rebase_every: DEFAULT_REBASE_EVERY,
         }
     }
 
@@ -99,16 +96,6 @@ impl Worker {
     /// released back to the queue.
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
-        self
-    }
-
-    /// Every `n` runs, a repeating chain moves to a fresh job (put + delete)
-    /// instead of being released, so that beanstalkd's binlog can compact
-    /// (default [`DEFAULT_REBASE_EVERY`]). Smaller: less binlog per chain;
-    /// larger: fewer of the put + delete steps, the only moment at which a
-    /// beanstalkd crash can fork a chain.
-    pub fn rebase_every(mut self, n: u64) -> Self {
-        self.rebase_every = n.max(1);
         self
     }
 
@@ -184,7 +171,6 @@ impl Worker {
                     grace: self.grace,
                     shutdown: shutdown.clone(),
                     control: control.clone(),
-                    rebase_every: self.rebase_every,
                 });
                 tasks.spawn(lp.run());
             }

@@ -35,7 +35,6 @@ pub(super) struct Settings {
     pub(super) grace: Duration,
     pub(super) shutdown: Shutdown,
     pub(super) control: Client,
-    pub(super) rebase_every: u64,
 }
 
 /// A job task reports its outcome with this.
@@ -97,7 +96,6 @@ impl TubeLoop {
             descriptor: s.descriptor,
             control: s.control.clone(),
             server: s.server,
-            rebase_every: s.rebase_every,
         });
         TubeLoop {
             ctx,
@@ -367,9 +365,9 @@ impl TubeLoop {
                 delay,
                 ttr,
             } => {
-                // One write: a worker dying here cannot fork or end the
-                // chain (beanstalkd dying between the two commands can; see
-                // DEFAULT_REBASE_EVERY for why this path is rare).
+                // One write: a worker dying around it cannot lose the job
+                // or run it twice; beanstalkd dying between the two
+                // commands leaves both (see `Outcome::Replace`).
                 self.send(
                     Command::Put {
                         pri,
@@ -380,9 +378,6 @@ impl TubeLoop {
                     Expect::PutNext(id),
                 );
                 self.send(Command::Delete(id), Expect::Delete(id));
-            }
-            Outcome::Release { pri, delay } => {
-                self.send(Command::Release { id, pri, delay }, Expect::Release(id))
             }
             Outcome::Bury { pri } => self.send(Command::Bury { id, pri }, Expect::Bury(id)),
         }
