@@ -45,12 +45,12 @@ async fn main() -> Result<(), bsjobs::Error> {
 
     // What an operator does with a buried job.
     if let Some((id, body)) = client.peek_buried(0, "report").await? {
-        let stats = client.stats_job(0, id).await?;
+        // Each retry is a new job: its envelope carries the attempt and
+        // the id of the job it replaced.
         println!(
-            "\n[{:5.2}s] buried: job {id} (enqueued as {}) after {} releases, body {}",
+            "\n[{:5.2}s] buried: job {id} (enqueued as {}), body {}",
             elapsed(),
             report.id,
-            stats.releases,
             String::from_utf8_lossy(&body)
         );
         println!("[{:5.2}s] kicking it: it runs again", elapsed());
