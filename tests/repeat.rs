@@ -60,6 +60,12 @@ async fn a_repeating_job_runs_max_times_one_interval_apart_then_ends() {
         0,
         "the chain is over: no job left"
     );
+    let token_tube = format!("bsjobs.chain.{}", handle.chain.as_deref().unwrap());
+    assert_eq!(
+        counts(&client, &token_tube).await.live(),
+        0,
+        "the chain's token went with its last run"
+    );
     sd.trigger();
     h.await.unwrap().unwrap();
 }
@@ -194,4 +200,104 @@ async fn each_run_is_a_new_job_and_the_chain_keeps_its_count() {
     assert!(client.peek(0, first.id).await.unwrap().is_none());
     sd.trigger();
     h.await.unwrap().unwrap();
+}
+
+static TWIN_RUNS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+#[bsjobs::job(tube = "r_twin", repeat = "1s")]
+async fn twinned(tag: String) {
+    TWIN_RUNS.lock().unwrap().push(tag);
+}
+
+fn twin_runs(tag: &str) -> usize {
+    TWIN_RUNS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| *t == tag)
+        .count()
+}
+
+/// What a beanstalkd crash between the `put` of a chain's next job and the
+/// `delete` of the current one leaves behind, built by hand: an old job of
+/// the chain, and a second job of the current generation. Both must go
+/// without running, and the chain go on as one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twins_a_server_crash_leaves_are_deleted_unrun_and_the_chain_stays_one() {
+    let (srv, client) = server();
+    let (sd, h) = spawn_worker(&srv.url(), &["r_twin"]);
+    let handle = Twinned::new("main".into())
+        .client(&client)
+        .enqueue()
+        .await
+        .unwrap();
+    let chain = handle.chain.clone().unwrap();
+    assert!(eventually(Duration::from_secs(3), || twin_runs("main") == 1).await);
+    // The first step made the token: generation 1 is the newest.
+    let token_tube = format!("bsjobs.chain.{chain}");
+    let token_gen = || async {
+        let buried = client.peek_buried(0, &token_tube).await.unwrap();
+        let (id, _) = match buried {
+            Some(t) => t,
+            None => client.peek_ready(0, &token_tube).await.unwrap()?,
+        };
+        Some(client.stats_job(0, id).await.unwrap().pri)
+    };
+    assert!(
+        eventually_async(Duration::from_secs(2), || async {
+            token_gen().await == Some(1)
+        })
+        .await,
+        "token at generation 1 after the first run"
+    );
+    let body = |tag: &str, gen: u32| {
+        format!(r#"{{"v":1,"args":{{"tag":"{tag}"}},"chain":"{chain}","gen":{gen}}}"#).into_bytes()
+    };
+    // The job that ran, back after a crash (gen 0): older than the token.
+    client
+        .put("r_twin", 0, 0, 60, body("old", 0))
+        .await
+        .unwrap();
+    // A second job of the current generation, due after the real one.
+    client
+        .put("r_twin", 0, 2, 60, body("twin", 1))
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(6), || twin_runs("main") >= 4).await,
+        "the chain runs on"
+    );
+    assert_eq!(twin_runs("old"), 0, "a job older than the token never runs");
+    assert_eq!(
+        twin_runs("twin"),
+        0,
+        "the later twin is older than the token by the time it is due"
+    );
+    assert!(
+        eventually_async(Duration::from_secs(3), || async {
+            counts(&client, "r_twin").await.live() == 1
+        })
+        .await,
+        "one live job: the chain did not fork"
+    );
+    let gen = token_gen().await.unwrap();
+    assert!(gen >= 4, "the token follows the chain: generation {gen}");
+    sd.trigger();
+    h.await.unwrap().unwrap();
+}
+
+/// Polls an async condition every 20 ms until it holds or `limit` passes.
+async fn eventually_async<F, Fut>(limit: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond().await
 }

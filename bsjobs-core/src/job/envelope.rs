@@ -38,6 +38,13 @@ pub struct Envelope<'a> {
     /// Id of the job this one replaced (the previous run or attempt).
     #[serde(default)]
     pub prev: Option<u64>,
+    /// Generation of a repeating chain: bumped by every job that replaces
+    /// another (next run or retry). The worker keeps the newest generation
+    /// of each chain in beanstalkd and deletes, unrun, a job of an older
+    /// one: the twin a server crash can leave behind (see the worker's
+    /// chain token).
+    #[serde(default)]
+    pub gen: u32,
 }
 
 fn one() -> u32 {
@@ -95,11 +102,14 @@ impl<'a> Envelope<'a> {
         if let Some(p) = fields.prev {
             let _ = write!(out, ",\"prev\":{p}");
         }
+        if fields.gen != 0 {
+            let _ = write!(out, ",\"gen\":{}", fields.gen);
+        }
         out.push(b'}');
     }
 
     /// The envelope of the job that replaces job `prev`: same args, chain
-    /// and overrides, with new counters.
+    /// and overrides, with new counters and the next generation.
     pub fn successor(&self, prev: u64, run: u32, attempt: u32) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.args.get().len() + 80);
         Self::write(
@@ -112,6 +122,7 @@ impl<'a> Envelope<'a> {
                 pri: self.pri,
                 ttr: self.ttr,
                 prev: Some(prev),
+                gen: self.gen.wrapping_add(1),
             },
         );
         out
@@ -133,6 +144,8 @@ pub struct Fields<'a> {
     pub ttr: Option<u32>,
     /// The job this one replaced.
     pub prev: Option<u64>,
+    /// Chain generation.
+    pub gen: u32,
 }
 
 #[cfg(test)]
@@ -152,6 +165,8 @@ mod tests {
         let next = e.successor(9, 4, 1);
         let n = Envelope::parse(&next).unwrap();
         assert_eq!(n.prev, Some(9));
+        assert_eq!(n.gen, 1);
+        assert_eq!(Envelope::parse(&n.successor(10, 5, 0)).unwrap().gen, 2);
         assert_eq!(
             (n.run, n.attempt, n.chain, n.pri, n.ttr),
             (4, 1, Some("ab"), Some(3), None)

@@ -1,6 +1,8 @@
 //! One job, start to outcome: decode, cancel check, run, decide what beanstalkd
 //! should do with it.
 
+use super::chain::{self, Next};
+use super::link::Link;
 use crate::client::{cancel_tube, Client};
 use crate::job::{Envelope, JobDescriptor};
 use crate::proto::JobId;
@@ -37,6 +39,10 @@ pub(super) enum Outcome {
     },
     /// Give up: `bury`, for an operator to inspect and kick.
     Bury { pri: u32 },
+    /// Nothing left to do: the task ended the job itself through its
+    /// [`Link`] (a step of a repeating chain), or the connection that
+    /// reserved it is gone.
+    Settled,
 }
 
 /// What a job task needs besides the job.
@@ -47,7 +53,7 @@ pub(super) struct Ctx {
 }
 
 /// Runs the job with id `id` and body `body`, never panicking.
-pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Outcome {
+pub(super) async fn execute(ctx: &Ctx, link: &Link, id: JobId, body: &[u8]) -> Outcome {
     let d = ctx.descriptor;
     let o = &d.options;
     let env = match Envelope::parse(body) {
@@ -59,6 +65,46 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Outcome {
     };
     let pri = env.pri.unwrap_or(o.priority);
     let chain = env.chain.filter(|_| o.repeat.is_some());
+    let Some(chain) = chain else {
+        return run(ctx, id, &env, pri, None).await;
+    };
+    if let Some(newest) = chain::newest_gen(ctx, chain).await {
+        if env.gen < newest {
+            tracing::info!(
+                tube = d.tube,
+                id,
+                chain,
+                gen = env.gen,
+                newest,
+                "a newer job of this chain is already scheduled (a twin left by a server crash); deleting this one unrun"
+            );
+            return Outcome::Delete;
+        }
+    }
+    // Every end of a chain job but burial goes through the chain's token.
+    let next = match run(ctx, id, &env, pri, Some(chain)).await {
+        Outcome::Replace {
+            body,
+            pri,
+            delay,
+            ttr,
+        } => Some(Next {
+            body,
+            pri,
+            delay,
+            ttr,
+        }),
+        Outcome::Delete => None,
+        other => return other,
+    };
+    chain::step(ctx, link, id, &env, chain, next).await;
+    Outcome::Settled
+}
+
+/// Runs the handler and decides the outcome.
+async fn run(ctx: &Ctx, id: JobId, env: &Envelope<'_>, pri: u32, chain: Option<&str>) -> Outcome {
+    let d = ctx.descriptor;
+    let o = &d.options;
     if let Some(chain) = chain {
         if cancelled(ctx, chain).await {
             return Outcome::Delete;
@@ -86,8 +132,8 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Outcome {
     };
     let result = result.unwrap_or_else(|p| Err(format!("panicked: {}", super::panic_message(&*p))));
     match result {
-        Ok(()) => after_success(ctx, id, &env, pri).await,
-        Err(error) => after_failure(ctx, id, &env, pri, &error).await,
+        Ok(()) => after_success(ctx, id, env, pri).await,
+        Err(error) => after_failure(ctx, id, env, pri, &error).await,
     }
 }
 

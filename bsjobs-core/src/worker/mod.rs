@@ -6,7 +6,9 @@
 //! a repeating job) back on the same connection, batched with the next
 //! reserves. See `DESIGN.md` for the semantics.
 
+mod chain;
 mod execute;
+mod link;
 mod shutdown;
 mod tube;
 

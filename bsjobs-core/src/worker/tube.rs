@@ -1,6 +1,7 @@
 //! The reserve loop of one tube on one server.
 
 use super::execute::{execute, Ctx, Outcome};
+use super::link::{Ask, Link, Msg};
 use super::Shutdown;
 use crate::client::{Client, ClientConfig, Connection};
 use crate::job::JobDescriptor;
@@ -10,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::Instrument as _;
@@ -38,10 +39,17 @@ pub(super) struct Settings {
 }
 
 /// A job task reports its outcome with this.
-struct Done {
-    epoch: u64,
-    id: JobId,
-    outcome: Outcome,
+pub(super) struct Done {
+    pub(super) epoch: u64,
+    pub(super) id: JobId,
+    pub(super) outcome: Outcome,
+}
+
+/// An [`Ask`] whose replies are still coming in.
+struct Pending {
+    remaining: usize,
+    replies: Vec<Response>,
+    reply: oneshot::Sender<Vec<Response>>,
 }
 
 struct InFlight {
@@ -58,6 +66,8 @@ enum Expect {
     Release(JobId),
     Bury(JobId),
     Touch(JobId),
+    /// A command of the oldest pending [`Ask`].
+    Ask,
 }
 
 pub(super) struct TubeLoop {
@@ -69,9 +79,11 @@ pub(super) struct TubeLoop {
     inflight: HashMap<JobId, InFlight>,
     /// Job tasks alive, of this connection or older ones.
     running: Arc<AtomicUsize>,
-    tx: mpsc::UnboundedSender<Done>,
-    rx: mpsc::UnboundedReceiver<Done>,
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
     expect: VecDeque<Expect>,
+    /// Asks sent and not fully answered, oldest first.
+    asks: VecDeque<Pending>,
     /// The last non-blocking reserve found the tube empty.
     empty: bool,
     touch_every: Duration,
@@ -106,6 +118,7 @@ impl TubeLoop {
             tx,
             rx,
             expect: VecDeque::new(),
+            asks: VecDeque::new(),
             empty: false,
             // Touch halfway through TTR; beanstalkd's own DEADLINE_SOON
             // covers the last second while we wait in a reserve.
@@ -209,6 +222,8 @@ impl TubeLoop {
         // soon will be); their tasks run on, but their outcomes are void.
         self.inflight.clear();
         self.expect.clear();
+        // Their tasks see the ask fail and leave the job to the server.
+        self.asks.clear();
     }
 
     async fn wait_running_out(&mut self) {
@@ -224,8 +239,8 @@ impl TubeLoop {
     /// One round: outcomes and touches out, reserves out, replies in.
     /// Returns `Ok(false)` when the loop is finished.
     async fn step(&mut self) -> Result<bool, Error> {
-        while let Ok(done) = self.rx.try_recv() {
-            self.on_done(done);
+        while let Ok(msg) = self.rx.try_recv() {
+            self.on_msg(msg);
         }
         let now = Instant::now();
         self.queue_touches(now);
@@ -303,9 +318,9 @@ impl TubeLoop {
         let grace = self.grace_deadline.unwrap_or(far);
         let poll = !stopping && capacity > 0;
         tokio::select! {
-            d = self.rx.recv() => {
-                if let Some(d) = d {
-                    self.on_done(d);
+            m = self.rx.recv() => {
+                if let Some(m) = m {
+                    self.on_msg(m);
                 }
             }
             _ = tokio::time::sleep_until(next_touch.unwrap_or(far)) => {}
@@ -345,7 +360,55 @@ impl TubeLoop {
         }
     }
 
+    fn on_msg(&mut self, msg: Msg) {
+        match msg {
+            Msg::Done(d) => self.on_done(d),
+            Msg::Ask(a) => self.on_ask(a),
+        }
+    }
+
+    /// Sends a job task's commands, back to back, on this connection.
+    /// Dropping the ask (reply channel closed) tells the task its
+    /// reservation is gone.
+    fn on_ask(&mut self, ask: Ask) {
+        if ask.epoch != self.epoch || self.conn.is_none() {
+            return;
+        }
+        if let Some(id) = ask.settles {
+            // The ask ends the job (deletes or buries it): it must still be
+            // ours, and is no longer in flight once sent.
+            if self.inflight.remove(&id).is_none() {
+                return;
+            }
+            self.empty = false;
+        }
+        if ask.ops.is_empty() {
+            let _ = ask.reply.send(Vec::new());
+            return;
+        }
+        for op in &ask.ops {
+            self.send(op.command(), Expect::Ask);
+        }
+        self.asks.push_back(Pending {
+            remaining: ask.ops.len(),
+            replies: Vec::with_capacity(ask.ops.len()),
+            reply: ask.reply,
+        });
+    }
+
     fn on_done(&mut self, done: Done) {
+        if matches!(done.outcome, Outcome::Settled) {
+            // Settled through an ask (already out of flight), or the ask
+            // failed with its connection.
+            if done.epoch == self.epoch && self.inflight.remove(&done.id).is_some() {
+                tracing::warn!(
+                    tube = self.tube(),
+                    id = done.id,
+                    "job left reserved by its task; it runs again after its TTR"
+                );
+            }
+            return;
+        }
         if done.epoch != self.epoch || self.inflight.remove(&done.id).is_none() {
             tracing::debug!(
                 tube = self.tube(),
@@ -358,6 +421,7 @@ impl TubeLoop {
         // A slot is free: look for work in the same write as the outcome.
         self.empty = false;
         match done.outcome {
+            Outcome::Settled => {}
             Outcome::Delete => self.send(Command::Delete(id), Expect::Delete(id)),
             Outcome::Replace {
                 body,
@@ -386,6 +450,16 @@ impl TubeLoop {
     fn on_reply(&mut self, e: Expect, r: Response) {
         let tube = self.tube();
         match (e, r) {
+            (Expect::Ask, r) => {
+                if let Some(p) = self.asks.front_mut() {
+                    p.replies.push(r);
+                    p.remaining -= 1;
+                    if p.remaining == 0 {
+                        let p = self.asks.pop_front().expect("front exists");
+                        let _ = p.reply.send(p.replies);
+                    }
+                }
+            }
             (Expect::Reserve, Response::Reserved { id, body }) => {
                 if self.s.shutdown.is_triggered() {
                     let pri = self.s.descriptor.options.priority;
@@ -441,14 +515,15 @@ impl TubeLoop {
         let ctx = self.ctx.clone();
         let tx = self.tx.clone();
         let epoch = self.epoch;
+        let link = Link::new(tx.clone(), epoch, id);
         self.running.fetch_add(1, Ordering::AcqRel);
         let guard = RunningGuard(self.running.clone());
         let span = tracing::info_span!("job", tube = ctx.descriptor.tube, id);
         let handle = tokio::spawn(
             async move {
                 let _guard = guard;
-                let outcome = execute(&ctx, id, &body).await;
-                let _ = tx.send(Done { epoch, id, outcome });
+                let outcome = execute(&ctx, &link, id, &body).await;
+                let _ = tx.send(Msg::Done(Done { epoch, id, outcome }));
             }
             .instrument(span),
         );
