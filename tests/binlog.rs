@@ -103,3 +103,50 @@ async fn beanstalkd_1_12_loses_a_job_released_with_a_delay_across_restarts() {
     assert!(lost.is_some(), "the job survived 8 kill cycles");
     println!("release with delay: job lost at round {}", lost.unwrap());
 }
+
+/// The same upstream loss, without `release`: a buried job that outlives a
+/// restart and is then reserved by id and buried again (what a chain token
+/// goes through, see `bsjobs-core/src/worker/chain.rs`) is gone after a few
+/// kill cycles. A lost token costs a chain its fork protection until its
+/// next step makes a new one; it never stops the chain. Not run by default:
+/// `cargo test -p bsjobs-tests --test binlog -- --ignored`.
+#[tokio::test]
+#[ignore]
+async fn beanstalkd_1_12_loses_a_buried_job_updated_after_restarts() {
+    let dir = scratch(&format!("bury-{}", clock_bits()));
+    let mut srv = Beanstalkd::builder().binlog(&dir).start();
+    let mut c = connect(&srv).await;
+    let Response::Inserted(id) = c
+        .request(&Command::Put {
+            pri: 0,
+            delay: 0,
+            ttr: 60,
+            body: b"token",
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("put failed");
+    };
+    c.request(&Command::ReserveJob(id)).await.unwrap();
+    c.request(&Command::Bury { id, pri: 1 }).await.unwrap();
+    let mut lost = None;
+    for round in 0..8u32 {
+        srv.restart();
+        let mut c = connect(&srv).await;
+        if !matches!(
+            c.request(&Command::ReserveJob(id)).await.unwrap(),
+            Response::Reserved { .. }
+        ) {
+            lost = Some(round);
+            break;
+        }
+        c.queue(&Command::Bury { id, pri: round + 2 });
+        c.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(lost.is_some(), "the buried job survived 8 kill cycles");
+    println!("reserve-job + bury: job lost at round {}", lost.unwrap());
+}

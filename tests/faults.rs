@@ -765,16 +765,23 @@ async fn live_jobs(client: &Client, tube: &str) -> Vec<String> {
         if s.tube != tube || s.state == bsjobs::proto::stats::JobState::Buried {
             continue;
         }
-        let run = match client.peek(0, id).await {
-            Ok(Some(body)) => serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("run").and_then(|r| r.as_u64()))
-                .unwrap_or(0),
-            _ => 0,
+        let env = match client.peek(0, id).await {
+            Ok(Some(body)) => serde_json::from_slice::<serde_json::Value>(&body).ok(),
+            _ => None,
+        };
+        let field = |k: &str| {
+            env.as_ref()
+                .and_then(|v| v.get(k).and_then(|r| r.as_u64()))
+                .unwrap_or(0)
         };
         out.push(format!(
-            "id={id} {} run={run} age={}s time_left={}s reserves={}",
-            s.state, s.age, s.time_left, s.reserves
+            "id={id} {} run={} gen={} age={}s time_left={}s reserves={}",
+            s.state,
+            field("run"),
+            field("gen"),
+            s.age,
+            s.time_left,
+            s.reserves
         ));
     }
     out
@@ -981,11 +988,14 @@ async fn chain_edge(default_mode: &str) {
             wait_for_server(&client).await;
         }
     }
-    // Let every consequence play out (a TTR, twins coming due and going
-    // unrun), then watch.
-    for _ in 0..3 {
+    // Let every consequence play out, then watch: a twin is due one repeat
+    // interval (1 s) after the step that made it, and steps go on for a
+    // moment after the last fault (a rerun, a reconnect of up to 1 s).
+    let last_fault = Instant::now();
+    for _ in 0..2 {
         seen = wait_next_done(&ledger, "chain", seen, Duration::from_secs(10)).0;
     }
+    tokio::time::sleep_until((last_fault + Duration::from_secs(4)).into()).await;
     let sampler = Sampler::start(&srv.url(), "f_chain");
     tokio::time::sleep(Duration::from_millis(3000)).await;
     let samples = sampler.finish().await;

@@ -30,7 +30,9 @@ pub(super) enum Outcome {
     /// and it keeps a binlog record per delayed release for as long as the
     /// job lives (upstream issue 622). Put + delete can be split by a crash
     /// of beanstalkd between the two commands, leaving both jobs: a repeated
-    /// run, never a lost one.
+    /// run, never a lost one. Jobs of a repeating chain take this path
+    /// through the chain's token instead (`chain::step`), which keeps the
+    /// chain from forking.
     Replace {
         body: Vec<u8>,
         pri: u32,

@@ -2,9 +2,10 @@
 //!
 //! [`Worker::run`] opens one connection per (server, tube) and runs a loop on
 //! it that reserves up to the tube's concurrency, spawns a task per job, and
-//! writes the outcome (delete, release with backoff, bury, or the next run of
-//! a repeating job) back on the same connection, batched with the next
-//! reserves. See `DESIGN.md` for the semantics.
+//! writes the outcome (delete, bury, or the put + delete of a retry or of the
+//! next run of a repeating job) back on the same connection, batched with the
+//! next reserves. Steps of a repeating chain also move the chain's token
+//! (`chain.rs`) in that write. See the README for the semantics.
 
 mod chain;
 mod execute;
