@@ -18,8 +18,8 @@
 
 use bsjobs::testing::Beanstalkd;
 use bsjobs::{Client, ClientConfig, JobId};
-use bsjobs_tests::eventually;
 use bsjobs_tests::ledger::{Entry, Ledger, Tally};
+use bsjobs_tests::{eventually, until};
 use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::ops::Range;
@@ -332,24 +332,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
             .parse()
             .unwrap_or_else(|_| panic!("{name}={v:?} is not a valid value")),
         Err(_) => default,
-    }
-}
-
-/// Polls an async condition every 20 ms for at most `limit`.
-async fn until<F, Fut>(limit: Duration, mut cond: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let end = Instant::now() + limit;
-    loop {
-        if cond().await {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -1,6 +1,6 @@
 //! Repeating jobs: max, cancellation, failures inside a chain.
 
-use bsjobs_tests::{counts, counts_now, eventually, server, spawn_worker};
+use bsjobs_tests::{counts, counts_now, eventually, server, spawn_worker, until};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -244,7 +244,7 @@ async fn twins_a_server_crash_leaves_are_deleted_unrun_and_the_chain_stays_one()
         Some(client.stats_job(0, id).await.unwrap().pri)
     };
     assert!(
-        eventually_async(Duration::from_secs(2), || async {
+        until(Duration::from_secs(2), || async {
             token_gen().await == Some(1)
         })
         .await,
@@ -274,7 +274,7 @@ async fn twins_a_server_crash_leaves_are_deleted_unrun_and_the_chain_stays_one()
         "the later twin is older than the token by the time it is due"
     );
     assert!(
-        eventually_async(Duration::from_secs(3), || async {
+        until(Duration::from_secs(3), || async {
             counts(&client, "r_twin").await.live() == 1
         })
         .await,
@@ -284,20 +284,4 @@ async fn twins_a_server_crash_leaves_are_deleted_unrun_and_the_chain_stays_one()
     assert!(gen >= 4, "the token follows the chain: generation {gen}");
     sd.trigger();
     h.await.unwrap().unwrap();
-}
-
-/// Polls an async condition every 20 ms until it holds or `limit` passes.
-async fn eventually_async<F, Fut>(limit: Duration, mut cond: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cond().await
 }

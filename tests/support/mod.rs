@@ -46,6 +46,25 @@ pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool
     }
 }
 
+/// Polls an async condition every 20 ms until it holds or `limit` passes;
+/// returns whether it held.
+pub async fn until<F, Fut>(limit: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + limit;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A worker for `tubes` on `url` with the default concurrency, stopped by
 /// the returned signal.
 pub fn spawn_worker(

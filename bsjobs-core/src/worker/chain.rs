@@ -61,24 +61,20 @@ fn token_body(chain: &str) -> Vec<u8> {
 pub(super) async fn newest_gen(ctx: &Ctx, chain: &str) -> Option<u32> {
     let tube = token_tube(chain)?;
     let body = token_body(chain);
-    for peek in [true, false] {
-        let found = if peek {
-            ctx.control.peek_buried(ctx.server, &tube).await
-        } else {
-            ctx.control.peek_ready(ctx.server, &tube).await
-        };
-        if let Ok(Some((id, b))) = found {
-            if b == body {
-                return ctx
-                    .control
-                    .stats_job(ctx.server, id)
-                    .await
-                    .ok()
-                    .map(|s| s.pri);
-            }
-        }
-    }
-    None
+    // Both peeks go out together on the control lane: one round trip.
+    let (buried, ready) = tokio::join!(
+        ctx.control.peek_buried(ctx.server, &tube),
+        ctx.control.peek_ready(ctx.server, &tube)
+    );
+    let id = [buried, ready].into_iter().find_map(|found| match found {
+        Ok(Some((id, b))) if b == body => Some(id),
+        _ => None,
+    })?;
+    ctx.control
+        .stats_job(ctx.server, id)
+        .await
+        .ok()
+        .map(|s| s.pri)
 }
 
 /// The chain's token, as found by a step.
