@@ -5,6 +5,21 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// The one tube that holds every chain's token.
+const TOKENS: &str = "bsjobs.chains";
+
+/// Tubes bsjobs made for its bookkeeping besides the one token tube: none
+/// may exist, whatever the number of chains.
+async fn chain_tubes(client: &bsjobs::Client) -> Vec<String> {
+    client
+        .list_tubes(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.starts_with("bsjobs.") && t != TOKENS)
+        .collect()
+}
+
 static MAX_RUNS: Mutex<Vec<Instant>> = Mutex::new(Vec::new());
 
 #[bsjobs::job(tube = "r_max", repeat = "1s", max = 3)]
@@ -60,12 +75,16 @@ async fn a_repeating_job_runs_max_times_one_interval_apart_then_ends() {
         0,
         "the chain is over: no job left"
     );
-    let token_tube = format!("bsjobs.chain.{}", handle.chain.as_deref().unwrap());
     assert_eq!(
-        counts(&client, &token_tube).await.live(),
+        counts(&client, TOKENS).await.live(),
         0,
         "the chain's token went with its last run"
     );
+    assert!(client
+        .peek(0, handle.token.unwrap())
+        .await
+        .unwrap()
+        .is_none());
     sd.trigger();
     h.await.unwrap().unwrap();
 }
@@ -99,12 +118,12 @@ async fn cancelling_a_chain_during_a_run_stops_it() {
         0,
         "no job of the chain is left"
     );
-    let marker = format!("bsjobs.cancel.{}", handle.chain.unwrap());
     assert_eq!(
-        counts(&client, &marker).await.live(),
+        counts(&client, TOKENS).await.live(),
         0,
-        "the cancel marker was cleaned up"
+        "the chain's token went with the chain"
     );
+    assert_eq!(chain_tubes(&client).await, Vec::<String>::new());
     sd.trigger();
     h.await.unwrap().unwrap();
 }
@@ -151,11 +170,10 @@ async fn cancelling_a_chain_that_has_not_run_deletes_it_at_once() {
         "the waiting job was deleted"
     );
     assert_eq!(counts(&client, "r_max").await.live(), 0);
-    let marker = format!("bsjobs.cancel.{}", handle.chain.unwrap());
     assert_eq!(
-        counts(&client, &marker).await.live(),
+        counts(&client, TOKENS).await.live(),
         0,
-        "no marker is needed"
+        "the token went with the job"
     );
 }
 
@@ -218,12 +236,11 @@ fn twin_runs(tag: &str) -> usize {
         .count()
 }
 
-/// What a beanstalkd crash between the `put` of a chain's next job and the
-/// `delete` of the current one leaves behind, built by hand: an old job of
-/// the chain, and a second job of the current generation. Both must go
-/// without running, and the chain go on as one.
+/// What crashes leave behind, built by hand: the job that ran, back after a
+/// crash (the token names its successor), and a job put by a step that
+/// never moved the token. Neither may run; the chain goes on as one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twins_a_server_crash_leaves_are_deleted_unrun_and_the_chain_stays_one() {
+async fn jobs_the_token_does_not_name_are_deleted_unrun_and_the_chain_stays_one() {
     let (srv, client) = server();
     let (sd, h) = spawn_worker(&srv.url(), &["r_twin"]);
     let handle = Twinned::new("main".into())
@@ -232,46 +249,45 @@ async fn twins_a_server_crash_leaves_are_deleted_unrun_and_the_chain_stays_one()
         .await
         .unwrap();
     let chain = handle.chain.clone().unwrap();
+    let token = handle.token.expect("a repeating job has a token");
     assert!(eventually(Duration::from_secs(3), || twin_runs("main") == 1).await);
-    // The first step made the token: generation 1 is the newest.
-    let token_tube = format!("bsjobs.chain.{chain}");
-    let token_gen = || async {
-        let buried = client.peek_buried(0, &token_tube).await.unwrap();
-        let (id, _) = match buried {
-            Some(t) => t,
-            None => client.peek_ready(0, &token_tube).await.unwrap()?,
-        };
-        Some(client.stats_job(0, id).await.unwrap().pri)
-    };
+    // After the first run the token names the second job, not the first.
+    let named = || async { client.stats_job(0, token).await.unwrap().pri };
     assert!(
         until(Duration::from_secs(2), || async {
-            token_gen().await == Some(1)
+            let pri = named().await;
+            pri != 0 && u64::from(pri) != handle.id
         })
         .await,
-        "token at generation 1 after the first run"
+        "the token moved on after the first run"
     );
     let body = |tag: &str, gen: u32| {
-        format!(r#"{{"v":1,"args":{{"tag":"{tag}"}},"chain":"{chain}","gen":{gen}}}"#).into_bytes()
+        format!(r#"{{"v":1,"args":{{"tag":"{tag}"}},"chain":"{chain}","gen":{gen},"tok":{token}}}"#)
+            .into_bytes()
     };
-    // The job that ran, back after a crash (gen 0): older than the token.
+    // The first job, back after a crash (gen 0).
     client
         .put("r_twin", 0, 0, 60, body("old", 0))
         .await
         .unwrap();
-    // A second job of the current generation, due after the real one.
+    // A job put by a step whose token move was lost in a crash.
     client
-        .put("r_twin", 0, 2, 60, body("twin", 1))
+        .put("r_twin", 0, 2, 60, body("orphan", 1))
         .await
         .unwrap();
     assert!(
         eventually(Duration::from_secs(6), || twin_runs("main") >= 4).await,
         "the chain runs on"
     );
-    assert_eq!(twin_runs("old"), 0, "a job older than the token never runs");
     assert_eq!(
-        twin_runs("twin"),
+        twin_runs("old"),
         0,
-        "the later twin is older than the token by the time it is due"
+        "a job the token does not name never runs"
+    );
+    assert_eq!(
+        twin_runs("orphan"),
+        0,
+        "an orphan of a lost step never runs"
     );
     assert!(
         until(Duration::from_secs(3), || async {
@@ -280,8 +296,135 @@ async fn twins_a_server_crash_leaves_are_deleted_unrun_and_the_chain_stays_one()
         .await,
         "one live job: the chain did not fork"
     );
-    let gen = token_gen().await.unwrap();
-    assert!(gen >= 4, "the token follows the chain: generation {gen}");
+    let live = client.peek_delayed(0, "r_twin").await.unwrap();
+    let live = match live {
+        Some((id, _)) => Some(id),
+        None => client
+            .peek_ready(0, "r_twin")
+            .await
+            .unwrap()
+            .map(|(id, _)| id),
+    };
+    if let Some(id) = live {
+        assert_eq!(
+            u64::from(named().await),
+            id & 0xFFFF_FFFF,
+            "the token names the live job"
+        );
+    }
+    assert_eq!(chain_tubes(&client).await, Vec::<String>::new());
+    sd.trigger();
+    h.await.unwrap().unwrap();
+}
+
+static WAIT_RUNS: AtomicU32 = AtomicU32::new(0);
+
+#[bsjobs::job(tube = "r_wait", repeat = "2s")]
+async fn waits_between_runs() {
+    WAIT_RUNS.fetch_add(1, Ordering::SeqCst);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_chain_between_runs_deletes_the_waiting_job_and_its_token() {
+    let (srv, client) = server();
+    let (sd, h) = spawn_worker(&srv.url(), &["r_wait"]);
+    let handle = WaitsBetweenRuns::new()
+        .client(&client)
+        .enqueue()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(3), || WAIT_RUNS.load(Ordering::SeqCst)
+            == 1)
+        .await
+    );
+    // The second run waits (delayed) for two seconds.
+    assert!(
+        until(Duration::from_secs(2), || async {
+            counts(&client, "r_wait").await.delayed == 1
+        })
+        .await
+    );
+    assert!(
+        handle.cancel(&client).await.unwrap(),
+        "the waiting run was deleted at once"
+    );
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert_eq!(WAIT_RUNS.load(Ordering::SeqCst), 1, "no run after cancel");
+    assert_eq!(counts(&client, "r_wait").await.live(), 0);
+    assert_eq!(counts(&client, TOKENS).await.live(), 0);
+    // Cancelling again, after the chain is gone, is harmless and leaves
+    // nothing behind.
+    assert!(!handle.cancel(&client).await.unwrap());
+    assert_eq!(counts(&client, TOKENS).await.live(), 0);
+    assert_eq!(chain_tubes(&client).await, Vec::<String>::new());
+    sd.trigger();
+    h.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_chain_that_already_ended_leaves_nothing_behind() {
+    let (srv, client) = server();
+    let (sd, h) = spawn_worker(&srv.url(), &["r_max"]);
+    let before = MAX_RUNS.lock().unwrap().len();
+    let handle = ThreeTimes::new().client(&client).enqueue().await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(8), || MAX_RUNS.lock().unwrap().len()
+            >= before + 3)
+        .await
+    );
+    assert!(
+        until(Duration::from_secs(3), || async {
+            counts(&client, "r_max").await.live() == 0
+        })
+        .await
+    );
+    assert!(!handle.cancel(&client).await.unwrap());
+    let stats = client.stats(0).await.unwrap();
+    assert_eq!(
+        stats.current_jobs_ready + stats.current_jobs_delayed + stats.current_jobs_buried,
+        0,
+        "no marker or token is left on the server"
+    );
+    assert_eq!(chain_tubes(&client).await, Vec::<String>::new());
+    sd.trigger();
+    h.await.unwrap().unwrap();
+}
+
+static OVER_MAX_RUNS: AtomicU32 = AtomicU32::new(0);
+
+#[bsjobs::job(tube = "r_over_max", repeat = "1s", max = 5)]
+async fn over_max() {
+    OVER_MAX_RUNS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A body whose `run` already reached `max` (from another producer, or
+/// after `max` was lowered in a deploy) ends without running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_runs_reached_max_ends_without_running() {
+    let (srv, client) = server();
+    let (sd, h) = spawn_worker(&srv.url(), &["r_over_max"]);
+    client
+        .put(
+            "r_over_max",
+            0,
+            0,
+            60,
+            br#"{"args":{},"run":6,"chain":"x"}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+    client
+        .put("r_over_max", 0, 0, 60, br#"{"args":{},"run":5}"#.to_vec())
+        .await
+        .unwrap();
+    assert!(
+        until(Duration::from_secs(3), || async {
+            counts(&client, "r_over_max").await.live() == 0
+        })
+        .await
+    );
+    assert_eq!(OVER_MAX_RUNS.load(Ordering::SeqCst), 0);
     sd.trigger();
     h.await.unwrap().unwrap();
 }

@@ -14,9 +14,10 @@ pub(crate) use conn::timed_out;
 pub use conn::Connection;
 pub use url::parse_url;
 
-use crate::job::{secs_ceil, Enqueue, JobHandle, PreparedPut};
+use crate::job::{secs_ceil, set_token, Enqueue, JobHandle, PreparedPut};
 use crate::proto::stats::{parse_list, JobStats, ServerStats, TubeStats};
 use crate::proto::{validate_tube, Command, JobId, Response};
+use crate::worker::chain;
 use crate::Error;
 use lane::Lane;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -266,15 +267,47 @@ impl Client {
         put_result(r.pop().expect("one reply")).map(|id| (server % self.server_count(), id))
     }
 
-    /// Puts a prepared job (see [`Enqueue::into_put`]).
+    /// Puts a prepared job (see [`Enqueue::into_put`]). A repeating job's
+    /// chain token is put first, on the same server.
     pub async fn put_prepared(&self, p: PreparedPut) -> Result<JobHandle, Error> {
-        let (server, id) = self
-            .put_on(self.pick_server(), p.tube, p.pri, p.delay, p.ttr, &p.body)
-            .await?;
+        let server = self.pick_server();
+        let mut body = p.body;
+        self.check_body(body.len() + 24)?;
+        let token = match &p.chain {
+            Some(chain) => {
+                let t = self
+                    .put_on(
+                        server,
+                        chain::TOKEN_TUBE,
+                        chain::UNBOUND,
+                        0,
+                        chain::TOKEN_TTR,
+                        &chain::token_body(chain, p.tube),
+                    )
+                    .await?
+                    .1;
+                set_token(&mut body, t);
+                Some(t)
+            }
+            None => None,
+        };
+        let put = self
+            .put_on(server, p.tube, p.pri, p.delay, p.ttr, &body)
+            .await;
+        let (server, id) = match (put, token) {
+            (Ok(r), _) => r,
+            (Err(e), Some(t)) => {
+                // The chain never started: do not leave its token behind.
+                let _ = self.delete(server, t).await;
+                return Err(e);
+            }
+            (Err(e), None) => return Err(e),
+        };
         Ok(JobHandle {
             id,
             tube: p.tube,
             chain: p.chain,
+            token,
             server,
         })
     }
@@ -284,6 +317,7 @@ impl Client {
     ///
     /// Returns one result per job, in order. Much cheaper than as many
     /// `enqueue` calls: the puts travel together and are answered together.
+    /// The tokens of repeating jobs go first, in a batch of their own.
     pub async fn enqueue_many(
         &self,
         jobs: impl IntoIterator<Item = Enqueue>,
@@ -299,68 +333,126 @@ impl Client {
                     continue;
                 }
             };
-            if let Err(e) = check_tube(p.tube).and_then(|_| self.check_body(p.body.len())) {
+            let extra = if p.chain.is_some() { 24 } else { 0 };
+            if let Err(e) = check_tube(p.tube).and_then(|_| self.check_body(p.body.len() + extra)) {
                 slots.push(Slot::Failed(e));
                 continue;
             }
-            let open = matches!(slots.last(), Some(Slot::Batch(b)) if b.tube == p.tube && b.chains.len() < BULK_BATCH);
+            let open = matches!(slots.last(), Some(Slot::Batch(b)) if b.tube == p.tube && b.puts.len() < BULK_BATCH);
             if !open {
                 slots.push(Slot::Batch(Batch {
                     tube: p.tube,
                     server: self.pick_server(),
-                    bytes: Vec::with_capacity(BULK_BATCH * (p.body.len() + 24)),
-                    chains: Vec::new(),
+                    puts: Vec::new(),
                 }));
             }
             let Some(Slot::Batch(b)) = slots.last_mut() else {
                 unreachable!("a batch was just opened")
             };
-            Command::Put {
-                pri: p.pri,
-                delay: p.delay,
-                ttr: p.ttr,
-                body: &p.body,
-            }
-            .encode(&mut b.bytes);
-            b.chains.push(p.chain);
+            b.puts.push(p);
         }
         let servers = self.server_count();
         let results: Vec<Vec<Result<JobHandle, Error>>> = futures_util::stream::iter(slots)
             .map(|slot| async move {
-                let b = match slot {
-                    Slot::Failed(e) => return vec![Err(e)],
-                    Slot::Batch(b) => b,
-                };
-                let n = b.chains.len();
-                match self
-                    .lane(b.server)
-                    .call(Some(b.tube.to_owned()), b.bytes, n)
-                    .await
-                {
-                    Ok(replies) => replies
-                        .into_iter()
-                        .zip(b.chains)
-                        .map(|(r, chain)| {
-                            put_result(r).map(|id| JobHandle {
-                                id,
-                                tube: b.tube,
-                                chain,
-                                server: b.server % servers,
-                            })
-                        })
-                        .collect(),
-                    Err(e) => {
-                        let msg = e.to_string();
-                        let mut v = vec![Err(e)];
-                        v.extend((1..n).map(|_| Err(Error::Unexpected(msg.clone()))));
-                        v
-                    }
+                match slot {
+                    Slot::Failed(e) => vec![Err(e)],
+                    Slot::Batch(b) => self.put_batch(b, servers).await,
                 }
             })
             .buffered(BULK_IN_FLIGHT)
             .collect()
             .await;
         results.into_iter().flatten().collect()
+    }
+
+    async fn put_batch(&self, mut b: Batch, servers: usize) -> Vec<Result<JobHandle, Error>> {
+        let n = b.puts.len();
+        let fail_all = |e: Error| {
+            let msg = e.to_string();
+            let mut v = vec![Err(e)];
+            v.extend((1..n).map(|_| Err(Error::Unexpected(msg.clone()))));
+            v
+        };
+        // Tokens of the repeating jobs first: their ids go into the bodies.
+        let mut tokens: Vec<Option<Result<JobId, Error>>> = (0..n).map(|_| None).collect();
+        let chained: Vec<usize> = (0..n).filter(|&i| b.puts[i].chain.is_some()).collect();
+        if !chained.is_empty() {
+            let mut bytes = Vec::with_capacity(chained.len() * 120);
+            for &i in &chained {
+                let body = chain::token_body(b.puts[i].chain.as_deref().unwrap_or(""), b.tube);
+                Command::Put {
+                    pri: chain::UNBOUND,
+                    delay: 0,
+                    ttr: chain::TOKEN_TTR,
+                    body: &body,
+                }
+                .encode(&mut bytes);
+            }
+            match self
+                .lane(b.server)
+                .call(Some(chain::TOKEN_TUBE.to_owned()), bytes, chained.len())
+                .await
+            {
+                Ok(replies) => {
+                    for (&i, r) in chained.iter().zip(replies) {
+                        tokens[i] = Some(put_result(r));
+                    }
+                }
+                Err(e) => return fail_all(e),
+            }
+        }
+        let mut bytes = Vec::with_capacity(n * 128);
+        let mut sent = Vec::with_capacity(n);
+        for (i, p) in b.puts.iter_mut().enumerate() {
+            if let Some(Ok(t)) = &tokens[i] {
+                set_token(&mut p.body, *t);
+            }
+            if matches!(tokens[i], Some(Err(_))) {
+                continue;
+            }
+            Command::Put {
+                pri: p.pri,
+                delay: p.delay,
+                ttr: p.ttr,
+                body: &p.body,
+            }
+            .encode(&mut bytes);
+            sent.push(i);
+        }
+        let mut replies = match self
+            .lane(b.server)
+            .call(Some(b.tube.to_owned()), bytes, sent.len())
+            .await
+        {
+            Ok(r) => r.into_iter(),
+            Err(e) => return fail_all(e),
+        };
+        let mut out = Vec::with_capacity(n);
+        for (i, p) in b.puts.into_iter().enumerate() {
+            let token = match tokens[i].take() {
+                Some(Err(e)) => {
+                    out.push(Err(e));
+                    continue;
+                }
+                Some(Ok(t)) => Some(t),
+                None => None,
+            };
+            let r = replies.next().map_or_else(
+                || Err(Error::Unexpected("missing reply".to_owned())),
+                put_result,
+            );
+            if let (Err(_), Some(t)) = (&r, token) {
+                let _ = self.delete(b.server, t).await;
+            }
+            out.push(r.map(|id| JobHandle {
+                id,
+                tube: b.tube,
+                chain: p.chain,
+                token,
+                server: b.server % servers,
+            }));
+        }
+        out
     }
 
     /// Deletes a job that is ready, delayed or buried (or reserved by no one).
@@ -478,24 +570,86 @@ impl Client {
     }
 
     /// Stops a job: see [`JobHandle::cancel`].
+    ///
+    /// A repeating chain is cancelled through its token (see the worker's
+    /// chain module): the token is held on a connection of its own, the job
+    /// it names is deleted if it is waiting (and then the token: nothing of
+    /// the chain is left), or else, while a run is in progress, the token
+    /// is marked cancelled and that run's worker ends the chain.
     pub async fn cancel(&self, handle: &JobHandle) -> Result<bool, Error> {
-        match self.delete(handle.server, handle.id).await {
-            // The job had not run (or was buried): nothing follows it.
-            Ok(()) => return Ok(true),
-            Err(Error::NotFound) => {}
-            Err(e) => return Err(e),
-        }
-        if let Some(chain) = &handle.chain {
-            // A run is in progress or a later run is waiting: the marker tube
-            // tells the worker that handles the chain next to end it. The
-            // tube lives while a job is in it; that worker deletes it.
-            let marker = cancel_tube(chain);
-            for server in 0..self.server_count() {
-                self.put_on(server, &marker, 0, CANCEL_MARKER_DELAY, 1, b"cancel")
-                    .await?;
+        let Some(token) = handle.token else {
+            return match self.delete(handle.server, handle.id).await {
+                // The job had not run (or was buried): nothing follows it.
+                Ok(()) => Ok(true),
+                Err(Error::NotFound) => Ok(false),
+                Err(e) => Err(e),
+            };
+        };
+        let config = &self.inner.config;
+        let addr = &config.servers[handle.server % self.server_count()];
+        let mut conn = Connection::connect(addr, config).await?;
+        let deadline = std::time::Instant::now() + config.io_timeout;
+        loop {
+            conn.queue(&Command::ReserveJob(token));
+            conn.queue(&Command::StatsJob(token));
+            conn.flush().await?;
+            let held = conn.recv().await?;
+            let stats = match conn.recv().await? {
+                Response::Ok(yaml) => JobStats::parse(&yaml).ok(),
+                _ => None,
+            };
+            let Some(stats) = stats.filter(|s| s.tube == chain::TOKEN_TUBE) else {
+                // No token: the chain is over (or never had one). A job
+                // that never ran can still be deleted.
+                return match self.delete(handle.server, handle.id).await {
+                    Ok(()) => Ok(true),
+                    Err(Error::NotFound) => Ok(false),
+                    Err(e) => Err(e),
+                };
+            };
+            if !matches!(held, Response::Reserved { .. }) {
+                // A worker is moving the token right now: try again.
+                if std::time::Instant::now() >= deadline {
+                    return Err(timed_out(config.io_timeout));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
             }
+            if stats.pri == chain::CANCELLED {
+                expect(
+                    conn.request(&Command::Bury {
+                        id: token,
+                        pri: chain::CANCELLED,
+                    })
+                    .await?,
+                    Response::Buried,
+                )?;
+                return Ok(false);
+            }
+            let current = chain::named(stats.pri, handle.id).unwrap_or(handle.id);
+            return match conn.request(&Command::Delete(current)).await? {
+                Response::Deleted => {
+                    expect(
+                        conn.request(&Command::Delete(token)).await?,
+                        Response::Deleted,
+                    )?;
+                    Ok(true)
+                }
+                // Reserved: a run is in progress; its step sees the mark.
+                Response::NotFound => {
+                    expect(
+                        conn.request(&Command::Bury {
+                            id: token,
+                            pri: chain::CANCELLED,
+                        })
+                        .await?,
+                        Response::Buried,
+                    )?;
+                    Ok(false)
+                }
+                r => Err(other(r)),
+            };
         }
-        Ok(false)
     }
 }
 
@@ -514,17 +668,7 @@ enum Slot {
 struct Batch {
     tube: &'static str,
     server: usize,
-    bytes: Vec<u8>,
-    chains: Vec<Option<String>>,
-}
-
-/// Delay of a cancel marker: long enough to outlive any repeat interval in
-/// practice (30 days); the worker deletes it when it ends the chain.
-pub(crate) const CANCEL_MARKER_DELAY: u32 = 30 * 24 * 3600;
-
-/// The tube whose existence marks a cancelled chain.
-pub(crate) fn cancel_tube(chain: &str) -> String {
-    format!("bsjobs.cancel.{chain}")
+    puts: Vec<PreparedPut>,
 }
 
 /// Commands that change nothing, so sending one twice is harmless.
@@ -561,6 +705,14 @@ pub(crate) fn other(r: Response) -> Error {
         Response::JobTooBig => Error::ServerJobTooBig,
         Response::BuriedId(id) => Error::BuriedOnArrival(id),
         r => Error::Unexpected(format!("{r:?}")),
+    }
+}
+
+fn expect(r: Response, want: Response) -> Result<(), Error> {
+    if r == want {
+        Ok(())
+    } else {
+        Err(other(r))
     }
 }
 

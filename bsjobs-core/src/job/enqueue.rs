@@ -31,13 +31,18 @@ pub struct JobHandle {
     pub tube: &'static str,
     /// Chain id of a repeating job; `None` for one-shot jobs.
     pub chain: Option<String>,
+    /// beanstalkd id of a repeating chain's token (a job in tube
+    /// `bsjobs.chains` that names the chain's current job); `None` for
+    /// one-shot jobs.
+    pub token: Option<JobId>,
     /// Index of the server (in the client's list) that holds the job.
     pub server: usize,
 }
 
 impl JobHandle {
     /// Stops this job: a one-shot job is deleted if it has not been reserved;
-    /// a repeating chain runs no more after its current run, wherever it is.
+    /// a repeating chain runs no more: its waiting job is deleted, or a run
+    /// in progress is its last. Nothing of the chain is left behind.
     ///
     /// Returns `true` if a waiting job was deleted right away.
     pub async fn cancel(&self, client: &Client) -> Result<bool, Error> {
@@ -169,6 +174,14 @@ pub struct PreparedPut {
 pub(crate) fn secs_ceil(d: Duration) -> u32 {
     let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
     u32::try_from(s).unwrap_or(u32::MAX)
+}
+
+/// Adds `"tok":<token>` to an envelope written by [`Envelope::write`].
+pub(crate) fn set_token(body: &mut Vec<u8>, token: JobId) {
+    use std::io::Write as _;
+    debug_assert_eq!(body.last(), Some(&b'}'));
+    body.pop();
+    let _ = write!(body, ",\"tok\":{token}}}");
 }
 
 /// A 128-bit random id in hex.

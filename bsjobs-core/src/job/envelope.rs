@@ -45,6 +45,11 @@ pub struct Envelope<'a> {
     /// chain token).
     #[serde(default)]
     pub gen: u32,
+    /// beanstalkd id of the chain's token (a job in tube `bsjobs.chains`
+    /// whose priority names the chain's current job). Set at enqueue for
+    /// repeating jobs; see the worker's chain module.
+    #[serde(default)]
+    pub tok: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -105,6 +110,9 @@ impl<'a> Envelope<'a> {
         if fields.gen != 0 {
             let _ = write!(out, ",\"gen\":{}", fields.gen);
         }
+        if let Some(t) = fields.tok {
+            let _ = write!(out, ",\"tok\":{t}");
+        }
         out.push(b'}');
     }
 
@@ -123,9 +131,24 @@ impl<'a> Envelope<'a> {
                 ttr: self.ttr,
                 prev: Some(prev),
                 gen: self.gen.wrapping_add(1),
+                tok: self.tok,
             },
         );
         out
+    }
+
+    /// The fields of this envelope, for writing a changed copy.
+    pub fn fields(&self) -> Fields<'a> {
+        Fields {
+            run: self.run,
+            attempt: self.attempt,
+            chain: self.chain,
+            pri: self.pri,
+            ttr: self.ttr,
+            prev: self.prev,
+            gen: self.gen,
+            tok: self.tok,
+        }
     }
 }
 
@@ -146,6 +169,8 @@ pub struct Fields<'a> {
     pub prev: Option<u64>,
     /// Chain generation.
     pub gen: u32,
+    /// The chain's token job.
+    pub tok: Option<u64>,
 }
 
 #[cfg(test)]
@@ -172,6 +197,11 @@ mod tests {
             (4, 1, Some("ab"), Some(3), None)
         );
         assert_eq!(n.args.get(), r#"{"a":[1,2]}"#);
+        let t = Envelope::parse(br#"{"args":{},"chain":"c","tok":77}"#).unwrap();
+        assert_eq!(
+            Envelope::parse(&t.successor(1, 1, 0)).unwrap().tok,
+            Some(77)
+        );
     }
 
     #[test]

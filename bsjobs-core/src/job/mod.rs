@@ -3,7 +3,7 @@
 mod enqueue;
 mod envelope;
 
-pub(crate) use enqueue::secs_ceil;
+pub(crate) use enqueue::{secs_ceil, set_token};
 pub use enqueue::{Enqueue, JobHandle, PreparedPut};
 pub use envelope::{Envelope, Fields, ENVELOPE_VERSION};
 

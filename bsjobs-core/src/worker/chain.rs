@@ -1,150 +1,147 @@
-//! Chain tokens: how a repeating chain stays one chain when beanstalkd dies
-//! between the `put` of the next step and the `delete` of the current one.
+//! Chain tokens: how a repeating chain stays exactly one chain — never two,
+//! never none — whatever crashes, with its bookkeeping in one tube.
 //!
-//! beanstalkd has no transaction: a step of a chain (next run, or retry) is
-//! a `put` of the new job and a `delete` of the old one, and a server killed
-//! between the two keeps both. Each job of a chain carries a generation
-//! (`gen` in the envelope, +1 per step), and each chain has a *token*: one
-//! job in tube `bsjobs.chain.<chain>`, kept buried, whose priority is the
-//! newest generation scheduled. A step is one write on the connection that
-//! holds both the job and the token (`reserve-job` of the token first):
+//! # The token
+//! Every repeating chain has a *token*: one job in the fixed tube
+//! [`TOKEN_TUBE`] (`bsjobs.chains`), put by the producer just before the
+//! chain's first job, whose id every job of the chain carries in its
+//! envelope (`tok`). The token's **priority names the chain's current
+//! job**: the low 32 bits of its beanstalkd id ([`mark`]), or [`UNBOUND`]
+//! while the first job (generation 0) is current, or [`CANCELLED`]. One tube
+//! serves every chain: beanstalkd walks every tube on each reserve, so a
+//! tube per chain would slow down every job on the server.
+//!
+//! # The rule
+//! A chain job runs only if the token names it ([`standing`] is
+//! [`Standing::Current`]); a job the token does not name is deleted unrun.
+//! At most one job matches the token, so the chain cannot fork.
+//!
+//! # A step
+//! A step (the next run, a retry, or the end) goes out on the connection
+//! that reserved the job, in two writes:
 //!
 //! ```text
-//! put <next, gen g+1>   bury <token> <g+1>   delete <job>
+//! 1.  reserve-job <tok>   stats-job <tok>   put <next>
+//! 2.  bury <tok> <mark(next)>   delete <job>          (token named us, put INSERTED)
 //! ```
 //!
-//! beanstalkd runs and logs them in this order, so after a crash:
-//! - nothing or only the `put` ran: the old job (gen g) is back; it is not
-//!   older than the token (g), so it runs again (at least once, as after any
-//!   crash) and its step writes a second job of gen g+1. Two jobs of one
-//!   generation: the first to run moves the token to g+2, and the other
-//!   is then older than the token and is deleted when it comes due, unrun.
-//! - `put` and `bury` ran: the old job is older than the token: deleted,
-//!   unrun; the new one carries on.
+//! The token only moves after the `put` of the job it names has been
+//! answered, and the current job is only deleted after the token moved; so
+//! beanstalkd and the worker may die at any point:
+//! - before write 2 is applied: the old job is still there and still named
+//!   by the token (its reservation ends with the connection, or after its
+//!   TTR): it runs again, at least once, as after any crash. The `put` of
+//!   write 1, if it happened, left a job the token does not name: when it
+//!   comes due it is deleted unrun.
+//! - `bury` applied, `delete` not: the old job is no longer named: deleted
+//!   unrun when it comes due; the new one carries on.
 //!
-//! A job is only ever dropped for being older than the token, and the token
-//! only moves after the `put` of a newer job; so a chain never dies of this,
-//! and a fork lasts at most until its twin comes due.
+//! A job is only deleted unrun when the token names another job, and the
+//! token only names a job whose `put` succeeded: so a chain never dies of a
+//! crash. When beanstalkd refuses the `put` (`JOB_TOO_BIG`, `DRAINING`, out
+//! of memory) the token stays and the job is buried, kept for an operator
+//! ([`Step::decide`]).
+//!
+//! A token that is gone (deleted by hand, or lost by beanstalkd 1.12 itself,
+//! which can lose a buried job updated soon after a restart) costs the chain
+//! this protection: it runs on, unguarded (`tests/repeat.rs`).
+//!
+//! # Cancel
+//! `Client::cancel` holds the token (`reserve-job`), deletes the job it
+//! names if that job is waiting (then the token: nothing is left), or else
+//! buries the token with priority [`CANCELLED`]; the run in progress sees it
+//! at its step and ends the chain, deleting job and token.
 
-use super::execute::Ctx;
-use super::link::{Link, Op};
-use crate::job::Envelope;
-use crate::proto::stats::{JobStats, TubeStats};
-use crate::proto::{validate_tube, JobId, Response};
-use std::time::Duration;
+use super::cmd::Cmd;
+use crate::proto::stats::{JobState, JobStats};
+use crate::proto::{JobId, Response};
 
-/// TTR of a token. It is held for one round trip at a time; the TTR only
+/// The one tube that holds every chain token.
+pub(crate) const TOKEN_TUBE: &str = "bsjobs.chains";
+/// Token priority while the chain's first job (generation 0) is current.
+pub(crate) const UNBOUND: u32 = 0;
+/// Token priority of a cancelled chain.
+pub(crate) const CANCELLED: u32 = u32::MAX;
+/// TTR of a token: it is held for one round trip at a time; the TTR only
 /// frees a token held by a connection that hangs.
-const TOKEN_TTR: u32 = 60;
-/// How long a step waits for a token another worker holds, in tries of
-/// [`BUSY_PAUSE`].
-const BUSY_TRIES: u32 = 50;
-const BUSY_PAUSE: Duration = Duration::from_millis(20);
+pub(crate) const TOKEN_TTR: u32 = 60;
 
-/// The tube holding the token of `chain`, if the chain id makes a valid
-/// tube name (chain ids bsjobs makes always do).
-pub(super) fn token_tube(chain: &str) -> Option<String> {
-    let t = format!("bsjobs.chain.{chain}");
-    validate_tube(&t).is_ok().then_some(t)
+/// The token priority that names job `id`: its low 32 bits, never one of
+/// the reserved values. (Two jobs of one chain whose ids differ by a
+/// multiple of 2^32 would share a mark: a server would have to create four
+/// billion jobs during one repeat interval.)
+pub(crate) fn mark(id: JobId) -> u32 {
+    match id as u32 {
+        UNBOUND | CANCELLED => (id as u32) ^ 1,
+        m => m,
+    }
 }
 
-fn token_body(chain: &str) -> Vec<u8> {
+/// The id of the job a token's priority names, given any job id of the
+/// same chain (`near`) to supply the high bits. `None` when the token is
+/// unbound or cancelled.
+pub(crate) fn named(pri: u32, near: JobId) -> Option<JobId> {
+    if pri == UNBOUND || pri == CANCELLED {
+        return None;
+    }
+    let high = near & !0xFFFF_FFFF;
+    let id = high | u64::from(pri);
+    Some(if id < near && near - id > 1 << 31 {
+        id + (1 << 32)
+    } else {
+        id
+    })
+}
+
+/// The body of a chain's token: what it is, and whose.
+pub(crate) fn token_body(chain: &str, tube: &str) -> Vec<u8> {
     let mut b = br#"{"bsjobs":"chain-token","chain":"#.to_vec();
     let _ = serde_json::to_writer(&mut b, chain);
+    b.extend_from_slice(br#","tube":"#);
+    let _ = serde_json::to_writer(&mut b, tube);
     b.push(b'}');
     b
 }
 
-/// The chain's newest generation, read without holding the token (through
-/// the control client); `None` when there is no token or it cannot be read.
-/// Lets a stale twin be dropped before it runs.
-pub(super) async fn newest_gen(ctx: &Ctx, chain: &str) -> Option<u32> {
-    let tube = token_tube(chain)?;
-    let body = token_body(chain);
-    // Both peeks go out together on the control lane: one round trip.
-    let (buried, ready) = tokio::join!(
-        ctx.control.peek_buried(ctx.server, &tube),
-        ctx.control.peek_ready(ctx.server, &tube)
-    );
-    let id = [buried, ready].into_iter().find_map(|found| match found {
-        Ok(Some((id, b))) if b == body => Some(id),
-        _ => None,
-    })?;
-    ctx.control
-        .stats_job(ctx.server, id)
-        .await
-        .ok()
-        .map(|s| s.pri)
-}
-
-/// The chain's token, as found by a step.
-enum Token {
-    /// Reserved by this connection; `gen` is the newest generation.
-    Held { id: JobId, gen: u32 },
-    /// No token yet (the chain's first step) or lost.
+/// Where a chain job stands, as its token says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Standing {
+    /// The token names this job: it is the chain's current job.
+    Current,
+    /// The token names another job (this one is a crash's leftover).
+    Superseded,
+    /// The chain was cancelled.
+    Cancelled,
+    /// No token (gone, or the id is not a token): nothing to check against.
     Missing,
-    /// Another connection holds it and did not let go in time.
-    Busy,
 }
 
-/// Finds and reserves the chain's token on the reserving connection.
-/// `None`: the connection is gone.
-async fn hold(link: &Link, job_tube: &str, chain: &str, tube: &str) -> Option<Token> {
-    let body = token_body(chain);
-    for _ in 0..BUSY_TRIES {
-        let r = link
-            .ask(
-                vec![
-                    Op::Use(tube.to_owned()),
-                    Op::PeekBuried,
-                    Op::PeekReady,
-                    Op::StatsTube(tube.to_owned()),
-                    Op::Use(job_tube.to_owned()),
-                ],
-                false,
-            )
-            .await?;
-        let found = r[1..3].iter().find_map(|r| match r {
-            Response::Found { id, body: b } if *b == body => Some(*id),
-            _ => None,
-        });
-        let Some(id) = found else {
-            let held_elsewhere = match &r[3] {
-                Response::Ok(yaml) => TubeStats::parse(yaml)
-                    .map(|s| s.current_jobs_reserved > 0)
-                    .unwrap_or(false),
-                _ => false,
-            };
-            if !held_elsewhere {
-                return Some(Token::Missing);
-            }
-            tokio::time::sleep(BUSY_PAUSE).await;
-            continue;
-        };
-        let r = link
-            .ask(vec![Op::ReserveJob(id), Op::StatsJob(id)], false)
-            .await?;
-        let pri = match &r[1] {
-            Response::Ok(yaml) => JobStats::parse(yaml).ok().map(|s| s.pri),
-            _ => None,
-        };
-        match (&r[0], pri) {
-            (Response::Reserved { body: b, .. }, Some(gen)) if *b == body => {
-                return Some(Token::Held { id, gen });
-            }
-            (Response::Reserved { .. }, pri) => {
-                // Not the token after all; hand it back untouched.
-                let pri = pri.unwrap_or(0);
-                link.ask(vec![Op::Release { id, pri }], false).await?;
-                return Some(Token::Missing);
-            }
-            _ => tokio::time::sleep(BUSY_PAUSE).await,
-        }
+/// Where job `id` (generation `gen`) stands, given its token's `stats-job`.
+pub(super) fn standing(id: JobId, gen: u32, token: Option<&JobStats>) -> Standing {
+    let Some(t) = token else {
+        return Standing::Missing;
+    };
+    if t.tube != TOKEN_TUBE {
+        return Standing::Missing;
     }
-    Some(Token::Busy)
+    match t.pri {
+        CANCELLED => Standing::Cancelled,
+        UNBOUND if gen == 0 => Standing::Current,
+        p if p == mark(id) => Standing::Current,
+        _ => Standing::Superseded,
+    }
+}
+
+/// Parses a `stats-job` reply.
+pub(super) fn job_stats(r: &Response) -> Option<JobStats> {
+    match r {
+        Response::Ok(yaml) => JobStats::parse(yaml).ok(),
+        _ => None,
+    }
 }
 
 /// The next job of a step: its `put` parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Next {
     pub(super) body: Vec<u8>,
     pub(super) pri: u32,
@@ -152,131 +149,203 @@ pub(super) struct Next {
     pub(super) ttr: u32,
 }
 
-/// Ends job `id` of `chain` (generation of `env`) with one write on the
-/// reserving connection: with `next`, a step to the next job; without, the
-/// end of the chain (its token goes too).
-pub(super) async fn step(
-    ctx: &Ctx,
-    link: &Link,
-    id: JobId,
-    env: &Envelope<'_>,
-    chain: &str,
-    next: Option<Next>,
-) {
-    let job_tube = ctx.descriptor.tube;
-    let Some(tube) = token_tube(chain) else {
-        plain(ctx, link, id, next).await;
-        return;
-    };
-    let Some(token) = hold(link, job_tube, chain, &tube).await else {
-        return;
-    };
-    let g = env.gen;
-    let ops = match (token, next) {
-        (Token::Held { id: t, gen }, Some(_)) if g < gen => {
-            tracing::info!(
-                tube = job_tube,
-                id,
-                chain,
-                gen = g,
-                newest = gen,
-                "a newer job of this chain is already scheduled (a twin left by a server crash); this one ends without a successor"
-            );
-            vec![Op::Bury { id: t, pri: gen }, Op::Delete(id)]
-        }
-        (Token::Held { id: t, .. }, Some(n)) => vec![
-            put(n),
-            Op::Bury {
-                id: t,
-                pri: g.wrapping_add(1),
-            },
-            Op::Delete(id),
-        ],
-        (Token::Held { id: t, .. }, None) => vec![Op::Delete(id), Op::Delete(t)],
-        (Token::Missing, Some(n)) => vec![
-            put(n),
-            Op::Use(tube),
-            Op::Put {
-                pri: g.wrapping_add(1),
-                delay: 0,
-                ttr: TOKEN_TTR,
-                body: token_body(chain),
-            },
-            Op::Use(job_tube.to_owned()),
-            Op::Delete(id),
-        ],
-        (Token::Missing, None) => vec![Op::Delete(id)],
-        (Token::Busy, next) => {
-            tracing::warn!(
-                tube = job_tube,
-                id,
-                chain,
-                "chain token held elsewhere for over a second; stepping without it"
-            );
-            plain(ctx, link, id, next).await;
-            return;
-        }
-    };
-    settle(ctx, link, id, ops).await;
-}
-
-fn put(n: Next) -> Op {
-    Op::Put {
-        pri: n.pri,
-        delay: n.delay,
-        ttr: n.ttr,
-        body: n.body,
-    }
-}
-
-/// A step without a token: put + delete, or delete.
-async fn plain(ctx: &Ctx, link: &Link, id: JobId, next: Option<Next>) {
-    let mut ops = Vec::with_capacity(2);
-    ops.extend(next.map(put));
-    ops.push(Op::Delete(id));
-    settle(ctx, link, id, ops).await;
-}
-
-/// Sends the ops that end job `id` and logs what went wrong.
-async fn settle(ctx: &Ctx, link: &Link, id: JobId, ops: Vec<Op>) {
-    let tube = ctx.descriptor.tube;
-    let Some(replies) = link.ask(ops.clone(), true).await else {
-        return;
-    };
-    for (op, r) in ops.iter().zip(replies) {
-        match (op, r) {
-            (Op::Put { .. }, Response::Inserted(_))
-            | (Op::Use(_), Response::Using(_))
-            | (Op::Bury { .. }, Response::Buried)
-            | (Op::Delete(_), Response::Deleted) => {}
-            (Op::Put { .. }, Response::BuriedId(next)) => {
-                tracing::error!(tube, id, next, "server out of memory: next job of the chain was stored buried; kick it to resume");
-            }
-            (Op::Delete(d), Response::NotFound) if *d == id => {
-                tracing::warn!(
-                    tube,
-                    id,
-                    "job no longer reserved by this worker (TTR passed?); it may run again"
-                );
-            }
-            (op, r) => {
-                tracing::error!(tube, id, op = ?kind(op), reply = ?r, "unexpected reply while ending a chain job");
-            }
+impl Next {
+    pub(super) fn put(&self) -> Cmd {
+        Cmd::Put {
+            pri: self.pri,
+            delay: self.delay,
+            ttr: self.ttr,
+            body: self.body.clone(),
         }
     }
 }
 
-fn kind(op: &Op) -> &'static str {
-    match op {
-        Op::Use(_) => "use",
-        Op::PeekReady => "peek-ready",
-        Op::PeekBuried => "peek-buried",
-        Op::StatsTube(_) => "stats-tube",
-        Op::ReserveJob(_) => "reserve-job",
-        Op::StatsJob(_) => "stats-job",
-        Op::Put { .. } => "put",
-        Op::Bury { .. } => "bury",
-        Op::Release { .. } => "release",
-        Op::Delete(_) => "delete",
+/// What a chain step came to, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum StepEnd {
+    /// The next job is in place and the token names it.
+    Stepped { next: JobId },
+    /// The chain ended (max runs, or a job with no successor); job and
+    /// token deleted.
+    Ended,
+    /// The chain was cancelled: job and token deleted.
+    Cancelled,
+    /// A newer job holds the token: this one ends without a successor.
+    Superseded,
+    /// beanstalkd refused the next job: the token stays, the job is buried.
+    Refused { reply: String },
+}
+
+/// A step in progress: the decision after each write, as a pure function
+/// of the replies.
+#[derive(Debug)]
+pub(super) struct Step {
+    pub(super) job: JobId,
+    pub(super) gen: u32,
+    pub(super) token: JobId,
+    pub(super) next: Option<Next>,
+    /// Priority to bury the job with if the next job is refused.
+    pub(super) pri: u32,
+    /// The next job, once put (kept across retries of the hold).
+    put: Option<JobId>,
+    /// beanstalkd's refusal of the next job, once refused.
+    refused: Option<String>,
+}
+
+/// What to do after the replies of a write.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Decision {
+    /// Send these and call [`Step::decide`] with their replies.
+    Send(Vec<Cmd>),
+    /// The token is held by another connection (a cancel, or a step of a
+    /// twin): wait a little, then send these.
+    Wait(Vec<Cmd>),
+    /// Send these last commands (their replies are only checked), and the
+    /// step has ended so.
+    Finish(Vec<Cmd>, StepEnd),
+}
+
+impl Step {
+    pub(super) fn new(job: JobId, gen: u32, token: JobId, next: Option<Next>, pri: u32) -> Step {
+        Step {
+            job,
+            gen,
+            token,
+            next,
+            pri,
+            put: None,
+            refused: None,
+        }
+    }
+
+    fn needs_put(&self) -> bool {
+        self.next.is_some() && self.put.is_none() && self.refused.is_none()
+    }
+
+    /// The first write: hold the token, read it, and put the next job.
+    pub(super) fn begin(&self) -> Vec<Cmd> {
+        let mut cmds = vec![Cmd::ReserveJob(self.token), Cmd::StatsJob(self.token)];
+        if self.needs_put() {
+            cmds.extend(self.next.as_ref().map(Next::put));
+        }
+        cmds
+    }
+
+    /// Decides from the replies to the commands [`Step::begin`] returned.
+    pub(super) fn decide(&mut self, replies: &[Response]) -> Decision {
+        let held = matches!(replies.first(), Some(Response::Reserved { .. }));
+        let stats = replies.get(1).and_then(job_stats);
+        if self.needs_put() {
+            match replies.get(2) {
+                Some(Response::Inserted(id)) | Some(Response::BuriedId(id)) => self.put = Some(*id),
+                Some(r) => self.refused = Some(super::cmd::refusal(r)),
+                None => self.refused = Some("no reply to put".to_owned()),
+            }
+        }
+        let refused = self.refused.clone();
+        let t = self.token;
+        let j = self.job;
+        if !held {
+            return match &stats {
+                // Held by someone else right now: try again shortly. The
+                // job stays reserved and touched meanwhile.
+                Some(s) if s.state == JobState::Reserved && s.tube == TOKEN_TUBE => {
+                    Decision::Wait(self.begin())
+                }
+                // Came free between the two commands: try again at once.
+                Some(s) if s.tube == TOKEN_TUBE => Decision::Send(self.begin()),
+                // No token: step without one (the chain runs on unguarded).
+                _ => match (refused, self.put) {
+                    (Some(reply), _) => Decision::Finish(
+                        vec![Cmd::Bury {
+                            id: j,
+                            pri: self.pri,
+                        }],
+                        StepEnd::Refused { reply },
+                    ),
+                    (None, Some(next)) => {
+                        Decision::Finish(vec![Cmd::Delete(j)], StepEnd::Stepped { next })
+                    }
+                    (None, None) => Decision::Finish(vec![Cmd::Delete(j)], StepEnd::Ended),
+                },
+            };
+        }
+        let pri = stats.as_ref().map_or(UNBOUND, |s| s.pri);
+        let back = Cmd::Bury { id: t, pri };
+        let orphan = self.put.map(Cmd::Delete);
+        match standing(j, self.gen, stats.as_ref()) {
+            Standing::Cancelled => {
+                let mut cmds: Vec<Cmd> = orphan.into_iter().collect();
+                cmds.extend([Cmd::Delete(j), Cmd::Delete(t)]);
+                Decision::Finish(cmds, StepEnd::Cancelled)
+            }
+            Standing::Superseded => {
+                let mut cmds: Vec<Cmd> = orphan.into_iter().collect();
+                cmds.extend([back, Cmd::Delete(j)]);
+                Decision::Finish(cmds, StepEnd::Superseded)
+            }
+            // A held job that is not in the token tube is not our token:
+            // hand it back as it was and step unguarded.
+            Standing::Missing => {
+                let mut cmds = vec![Cmd::Release { id: t, pri }];
+                match (refused, self.put) {
+                    (Some(reply), _) => {
+                        cmds.push(Cmd::Bury {
+                            id: j,
+                            pri: self.pri,
+                        });
+                        Decision::Finish(cmds, StepEnd::Refused { reply })
+                    }
+                    (None, Some(next)) => {
+                        cmds.push(Cmd::Delete(j));
+                        Decision::Finish(cmds, StepEnd::Stepped { next })
+                    }
+                    (None, None) => {
+                        cmds.push(Cmd::Delete(j));
+                        Decision::Finish(cmds, StepEnd::Ended)
+                    }
+                }
+            }
+            Standing::Current => match (refused, self.put, &self.next) {
+                (Some(reply), _, _) => Decision::Finish(
+                    vec![
+                        back,
+                        Cmd::Bury {
+                            id: j,
+                            pri: self.pri,
+                        },
+                    ],
+                    StepEnd::Refused { reply },
+                ),
+                (None, Some(next), _) => Decision::Finish(
+                    vec![
+                        Cmd::Bury {
+                            id: t,
+                            pri: mark(next),
+                        },
+                        Cmd::Delete(j),
+                    ],
+                    StepEnd::Stepped { next },
+                ),
+                (None, None, None) => {
+                    Decision::Finish(vec![Cmd::Delete(j), Cmd::Delete(t)], StepEnd::Ended)
+                }
+                // A next job with no put reply cannot happen: begin sends
+                // the put until one is answered. Keep the job and the
+                // token as they are.
+                (None, None, Some(_)) => Decision::Finish(
+                    vec![
+                        back,
+                        Cmd::Bury {
+                            id: j,
+                            pri: self.pri,
+                        },
+                    ],
+                    StepEnd::Refused {
+                        reply: "no reply to put".to_owned(),
+                    },
+                ),
+            },
+        }
     }
 }

@@ -1,10 +1,13 @@
-//! One job, start to outcome: decode, cancel check, run, decide what beanstalkd
-//! should do with it.
+//! One job, start to verdict: decode, check the chain's token, run the
+//! handler, and decide what beanstalkd should do with the job. Nothing here
+//! writes to the reserving connection: the verdict is data the reserve loop
+//! carries out (`settle.rs`). Reads that change nothing (a job's stats, a
+//! token's priority) go through the worker's shared control client.
 
-use super::chain::{self, Next};
-use super::link::Link;
-use crate::client::{cancel_tube, Client};
-use crate::job::{Envelope, JobDescriptor};
+use super::chain::{self, Next, Standing};
+use super::settle::{Purpose, Verdict};
+use crate::client::Client;
+use crate::job::{Envelope, JobDescriptor, JobOptions};
 use crate::proto::JobId;
 use crate::Error;
 use futures_util::FutureExt as _;
@@ -14,39 +17,6 @@ use std::time::Duration;
 /// Longest backoff between retries.
 pub(super) const MAX_BACKOFF: u32 = 3600;
 
-/// What the reserving connection must do with a job once its run is over.
-#[derive(Debug)]
-pub(super) enum Outcome {
-    /// Done for good: `delete`.
-    Delete,
-    /// Run again later with a new envelope: `put` the replacement (delayed),
-    /// then `delete` this job, both in one write. The next run of a
-    /// repeating job and every retry take this path.
-    ///
-    /// Not `release` with a delay, although it is one atomic command: with a
-    /// binlog, beanstalkd 1.12 loses a job that was released with a delay
-    /// and then saw the server killed and restarted a few times (reproduced
-    /// here in 3 cycles; `release` with no delay and put + delete survive),
-    /// and it keeps a binlog record per delayed release for as long as the
-    /// job lives (upstream issue 622). Put + delete can be split by a crash
-    /// of beanstalkd between the two commands, leaving both jobs: a repeated
-    /// run, never a lost one. Jobs of a repeating chain take this path
-    /// through the chain's token instead (`chain::step`), which keeps the
-    /// chain from forking.
-    Replace {
-        body: Vec<u8>,
-        pri: u32,
-        delay: u32,
-        ttr: u32,
-    },
-    /// Give up: `bury`, for an operator to inspect and kick.
-    Bury { pri: u32 },
-    /// Nothing left to do: the task ended the job itself through its
-    /// [`Link`] (a step of a repeating chain), or the connection that
-    /// reserved it is gone.
-    Settled,
-}
-
 /// What a job task needs besides the job.
 pub(super) struct Ctx {
     pub(super) descriptor: &'static JobDescriptor,
@@ -54,74 +24,127 @@ pub(super) struct Ctx {
     pub(super) server: usize,
 }
 
+/// How a run ended.
+#[derive(Debug)]
+pub(super) enum RunResult {
+    Ok,
+    Failed(String),
+}
+
 /// Runs the job with id `id` and body `body`, never panicking.
-pub(super) async fn execute(ctx: &Ctx, link: &Link, id: JobId, body: &[u8]) -> Outcome {
+pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
     let d = ctx.descriptor;
     let o = &d.options;
     let env = match Envelope::parse(body) {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(tube = d.tube, id, error = %e, "cannot decode job body; burying it");
-            return Outcome::Bury { pri: o.priority };
+            return Verdict::Bury { pri: o.priority };
         }
     };
     let pri = env.pri.unwrap_or(o.priority);
-    let chain = env.chain.filter(|_| o.repeat.is_some());
-    let Some(chain) = chain else {
-        return run(ctx, id, &env, pri, None).await;
-    };
-    if let Some(newest) = chain::newest_gen(ctx, chain).await {
-        if env.gen < newest {
-            tracing::info!(
-                tube = d.tube,
-                id,
-                chain,
-                gen = env.gen,
-                newest,
-                "a newer job of this chain is already scheduled (a twin left by a server crash); deleting this one unrun"
-            );
-            return Outcome::Delete;
+    let token = env
+        .tok
+        .filter(|_| o.repeat.is_some() && env.chain.is_some());
+    if let Some(token) = token {
+        match token_standing(ctx, id, env.gen, token).await {
+            Standing::Superseded => {
+                tracing::info!(
+                    tube = d.tube,
+                    id,
+                    chain = env.chain,
+                    "the chain's token names another job (a leftover of a crash); deleting this one unrun"
+                );
+                return Verdict::Delete;
+            }
+            Standing::Cancelled => {
+                tracing::info!(
+                    tube = d.tube,
+                    id,
+                    chain = env.chain,
+                    "repeating job cancelled"
+                );
+                return Verdict::Cancelled { token };
+            }
+            Standing::Current | Standing::Missing => {}
         }
     }
-    // Every end of a chain job but burial goes through the chain's token.
-    let next = match run(ctx, id, &env, pri, Some(chain)).await {
-        Outcome::Replace {
-            body,
-            pri,
-            delay,
-            ttr,
-        } => Some(Next {
-            body,
-            pri,
-            delay,
-            ttr,
-        }),
-        Outcome::Delete => None,
-        other => return other,
+    if o.repeat.is_some() && o.max.is_some_and(|max| env.run >= max) {
+        tracing::info!(
+            tube = d.tube,
+            id,
+            runs = env.run,
+            "repeating job already reached max runs; ending it unrun"
+        );
+        return end(token, &env, pri);
+    }
+    let result = run(ctx, id, &env).await;
+    let result = match result {
+        Ok(r) => r,
+        Err(v) => return v,
     };
-    chain::step(ctx, link, id, &env, chain, next).await;
-    Outcome::Settled
+    let kicked = match &result {
+        RunResult::Ok => false,
+        RunResult::Failed(_) => kicked(ctx, id).await,
+    };
+    decide(d.tube, o, id, &env, pri, token, result, kicked)
 }
 
-/// Runs the handler and decides the outcome.
-async fn run(ctx: &Ctx, id: JobId, env: &Envelope<'_>, pri: u32, chain: Option<&str>) -> Outcome {
-    let d = ctx.descriptor;
-    let o = &d.options;
-    if let Some(chain) = chain {
-        if cancelled(ctx, chain).await {
-            return Outcome::Delete;
+/// The chain's end (or a chainless repeating job's): through the token
+/// when there is one.
+fn end(token: Option<JobId>, env: &Envelope<'_>, pri: u32) -> Verdict {
+    match token {
+        Some(token) => Verdict::Step {
+            token,
+            gen: env.gen,
+            next: None,
+            pri,
+            purpose: Purpose::NextRun,
+        },
+        None => Verdict::Delete,
+    }
+}
+
+async fn token_standing(ctx: &Ctx, id: JobId, gen: u32, token: JobId) -> Standing {
+    match ctx.control.stats_job(ctx.server, token).await {
+        Ok(s) => chain::standing(id, gen, Some(&s)),
+        Err(Error::NotFound) => Standing::Missing,
+        Err(e) => {
+            // Never drop a job on doubt: run it; its step checks again.
+            tracing::warn!(tube = ctx.descriptor.tube, id, error = %e, "cannot read the chain's token; running the job");
+            Standing::Current
         }
     }
+}
+
+/// Whether an operator kicked the job (beanstalkd's `kicks` counter): a
+/// kicked job starts a fresh set of attempts.
+async fn kicked(ctx: &Ctx, id: JobId) -> bool {
+    match ctx.control.stats_job(ctx.server, id).await {
+        Ok(s) => s.kicks > 0,
+        Err(e) => {
+            tracing::warn!(tube = ctx.descriptor.tube, id, error = %e, "cannot read job stats; counting the attempt from the envelope");
+            false
+        }
+    }
+}
+
+/// Runs the handler. `Err` carries the verdict for arguments that cannot be
+/// decoded.
+async fn run(ctx: &Ctx, id: JobId, env: &Envelope<'_>) -> Result<RunResult, Verdict> {
+    let d = ctx.descriptor;
+    let o = &d.options;
+    let pri = env.pri.unwrap_or(o.priority);
     let started = match std::panic::catch_unwind(|| (d.handler)(env.args.get())) {
         Ok(Ok(fut)) => fut,
         Ok(Err(e)) => {
             tracing::error!(tube = d.tube, id, error = %e, "cannot decode job arguments; burying it");
-            return Outcome::Bury { pri };
+            return Err(Verdict::Bury { pri });
         }
         Err(p) => {
             let msg = super::panic_message(&*p);
             tracing::error!(tube = d.tube, id, error = %msg, "job arguments panicked while decoding; burying it");
-            return Outcome::Bury { pri };
+            return Err(Verdict::Bury { pri });
         }
     };
     let run = AssertUnwindSafe(started).catch_unwind();
@@ -132,85 +155,91 @@ async fn run(ctx: &Ctx, id: JobId, env: &Envelope<'_>, pri: u32, chain: Option<&
         },
         None => run.await,
     };
-    let result = result.unwrap_or_else(|p| Err(format!("panicked: {}", super::panic_message(&*p))));
+    Ok(
+        match result.unwrap_or_else(|p| Err(format!("panicked: {}", super::panic_message(&*p)))) {
+            Ok(()) => RunResult::Ok,
+            Err(e) => RunResult::Failed(e),
+        },
+    )
+}
+
+/// What to do with job `id` after its run: a pure function of the run's
+/// result, the envelope, the options and whether the job was kicked.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn decide(
+    tube: &str,
+    o: &JobOptions,
+    id: JobId,
+    env: &Envelope<'_>,
+    pri: u32,
+    token: Option<JobId>,
+    result: RunResult,
+    kicked: bool,
+) -> Verdict {
+    let ttr = env.ttr.unwrap_or(o.ttr);
+    let replace = |next: Next, purpose: Purpose| match token {
+        Some(token) => Verdict::Step {
+            token,
+            gen: env.gen,
+            next: Some(next),
+            pri,
+            purpose,
+        },
+        None => Verdict::Replace { next, pri, purpose },
+    };
     match result {
-        Ok(()) => after_success(ctx, id, env, pri).await,
-        Err(error) => after_failure(ctx, id, env, pri, &error).await,
-    }
-}
-
-/// After a successful run: done, or the next run of a repeating job.
-async fn after_success(ctx: &Ctx, id: JobId, env: &Envelope<'_>, pri: u32) -> Outcome {
-    let o = &ctx.descriptor.options;
-    let Some(every) = o.repeat else {
-        return Outcome::Delete;
-    };
-    let done = env.run.saturating_add(1);
-    if o.max.is_some_and(|max| done >= max) {
-        tracing::info!(
-            tube = ctx.descriptor.tube,
-            id,
-            runs = done,
-            "repeating job reached max runs"
-        );
-        return Outcome::Delete;
-    }
-    if let Some(chain) = env.chain {
-        if cancelled(ctx, chain).await {
-            return Outcome::Delete;
+        RunResult::Ok => {
+            let Some(every) = o.repeat else {
+                return Verdict::Delete;
+            };
+            let done = env.run.saturating_add(1);
+            if o.max.is_some_and(|max| done >= max) {
+                tracing::info!(tube, id, runs = done, "repeating job reached max runs");
+                return end(token, env, pri);
+            }
+            let next = Next {
+                body: env.successor(id, done, 0),
+                pri,
+                delay: every,
+                ttr,
+            };
+            replace(next, Purpose::NextRun)
         }
-    }
-    Outcome::Replace {
-        body: env.successor(id, done, 0),
-        pri,
-        delay: every,
-        ttr: env.ttr.unwrap_or(o.ttr),
-    }
-}
-
-/// After a failed run: a retry after a backoff, or burial.
-///
-/// The attempt number travels in the envelope of the replacement job. A job
-/// that an operator kicked (beanstalkd's `kicks` counter, read with
-/// `stats-job`) starts a fresh set of attempts.
-async fn after_failure(ctx: &Ctx, id: JobId, env: &Envelope<'_>, pri: u32, error: &str) -> Outcome {
-    let d = ctx.descriptor;
-    let kicked = match ctx.control.stats_job(ctx.server, id).await {
-        Ok(s) => s.kicks > 0,
-        Err(e) => {
-            tracing::warn!(tube = d.tube, id, error = %e, "cannot read job stats; counting the attempt from the envelope");
-            false
+        RunResult::Failed(error) => {
+            // The attempt number travels in the envelope of the replacement
+            // job; a kicked job starts a fresh set of attempts.
+            let attempt = if kicked {
+                1
+            } else {
+                env.attempt.saturating_add(1)
+            };
+            if attempt > o.retries {
+                tracing::error!(
+                    tube,
+                    id,
+                    attempt,
+                    error,
+                    "job failed and its retries are spent; burying it"
+                );
+                return Verdict::Bury { pri };
+            }
+            let delay = backoff(o.backoff, attempt);
+            tracing::warn!(
+                tube,
+                id,
+                attempt,
+                retry_in = delay,
+                error,
+                "job failed; will retry"
+            );
+            let next = Next {
+                body: env.successor(id, env.run, attempt),
+                pri,
+                delay,
+                ttr,
+            };
+            replace(next, Purpose::Retry)
         }
-    };
-    let attempt = if kicked {
-        1
-    } else {
-        env.attempt.saturating_add(1)
-    };
-    if attempt > d.options.retries {
-        tracing::error!(
-            tube = d.tube,
-            id,
-            attempt,
-            error,
-            "job failed and its retries are spent; burying it"
-        );
-        return Outcome::Bury { pri };
-    }
-    let delay = backoff(d.options.backoff, attempt);
-    tracing::warn!(
-        tube = d.tube,
-        id,
-        attempt,
-        retry_in = delay,
-        error,
-        "job failed; will retry"
-    );
-    Outcome::Replace {
-        body: env.successor(id, env.run, attempt),
-        pri,
-        delay,
-        ttr: env.ttr.unwrap_or(d.options.ttr),
     }
 }
 
@@ -225,39 +254,9 @@ pub(super) fn backoff(base: u32, attempt: u32) -> u32 {
     full - fastrand::u32(0..=full / 2)
 }
 
-/// Whether the chain has a cancel marker; when it has, remove it (the chain
-/// ends here). Errors count as "not cancelled": never drop a job on doubt.
-async fn cancelled(ctx: &Ctx, chain: &str) -> bool {
-    let marker = cancel_tube(chain);
-    match ctx.control.stats_tube(ctx.server, &marker).await {
-        Ok(_) => {
-            tracing::info!(tube = ctx.descriptor.tube, chain, "repeating job cancelled");
-            if let Err(e) = clear_marker(ctx, &marker).await {
-                tracing::warn!(chain, error = %e, "cannot remove cancel marker");
-            }
-            true
-        }
-        Err(Error::NotFound) => false,
-        Err(e) => {
-            tracing::warn!(chain, error = %e, "cannot check for cancellation; running on");
-            false
-        }
-    }
-}
-
-async fn clear_marker(ctx: &Ctx, marker: &str) -> Result<(), Error> {
-    while let Some((id, _)) = ctx.control.peek_delayed(ctx.server, marker).await? {
-        ctx.control.delete(ctx.server, id).await?;
-    }
-    while let Some((id, _)) = ctx.control.peek_ready(ctx.server, marker).await? {
-        ctx.control.delete(ctx.server, id).await?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::*;
 
     #[test]
     fn backoff_grows_and_caps() {
@@ -271,5 +270,96 @@ mod tests {
             let b = backoff(5, 30);
             assert!((1800..=3600).contains(&b), "{b}");
         }
+    }
+
+    fn opts(repeat: Option<u32>, max: Option<u32>, retries: u32) -> JobOptions {
+        JobOptions {
+            repeat,
+            max,
+            retries,
+            ..JobOptions::DEFAULT
+        }
+    }
+
+    #[test]
+    fn one_shot_success_deletes_and_failure_retries_then_buries() {
+        let env = Envelope::parse(br#"{"args":{}}"#).unwrap();
+        let o = opts(None, None, 1);
+        assert!(matches!(
+            decide("t", &o, 1, &env, 9, None, RunResult::Ok, false),
+            Verdict::Delete
+        ));
+        match decide(
+            "t",
+            &o,
+            1,
+            &env,
+            9,
+            None,
+            RunResult::Failed("x".into()),
+            false,
+        ) {
+            Verdict::Replace { next, pri, purpose } => {
+                assert_eq!((pri, purpose), (9, Purpose::Retry));
+                let n = Envelope::parse(&next.body).unwrap();
+                assert_eq!((n.attempt, n.prev), (1, Some(1)));
+            }
+            v => panic!("{v:?}"),
+        }
+        let spent = Envelope::parse(br#"{"args":{},"attempt":1}"#).unwrap();
+        assert!(matches!(
+            decide(
+                "t",
+                &o,
+                1,
+                &spent,
+                9,
+                None,
+                RunResult::Failed("x".into()),
+                false
+            ),
+            Verdict::Bury { pri: 9 }
+        ));
+        // A kick grants a fresh set of attempts.
+        assert!(matches!(
+            decide(
+                "t",
+                &o,
+                1,
+                &spent,
+                9,
+                None,
+                RunResult::Failed("x".into()),
+                true
+            ),
+            Verdict::Replace { .. }
+        ));
+    }
+
+    #[test]
+    fn chain_jobs_step_through_their_token_and_end_at_max() {
+        let env = Envelope::parse(br#"{"args":{},"chain":"c","tok":5,"run":1,"gen":3}"#).unwrap();
+        let o = opts(Some(30), Some(3), 3);
+        match decide("t", &o, 8, &env, 1, Some(5), RunResult::Ok, false) {
+            Verdict::Step {
+                token: 5,
+                gen: 3,
+                next: Some(n),
+                ..
+            } => {
+                let e = Envelope::parse(&n.body).unwrap();
+                assert_eq!((e.run, e.gen, e.tok, n.delay), (2, 4, Some(5), 30));
+            }
+            v => panic!("{v:?}"),
+        }
+        let last = Envelope::parse(br#"{"args":{},"chain":"c","tok":5,"run":2}"#).unwrap();
+        assert!(matches!(
+            decide("t", &o, 8, &last, 1, Some(5), RunResult::Ok, false),
+            Verdict::Step {
+                token: 5,
+                next: None,
+                ..
+            }
+        ));
     }
 }

@@ -1,15 +1,18 @@
 //! The worker runtime: reserve loops, handlers, outcomes, shutdown.
 //!
-//! [`Worker::run`] opens one connection per (server, tube) and runs a loop on
-//! it that reserves up to the tube's concurrency, spawns a task per job, and
-//! writes the outcome (delete, bury, or the put + delete of a retry or of the
-//! next run of a repeating job) back on the same connection, batched with the
-//! next reserves. Steps of a repeating chain also move the chain's token
-//! (`chain.rs`) in that write. See the README for the semantics.
+//! [`Worker::run`] runs one reserve loop per (server, tube) (`tube.rs`). A
+//! job travels one way: the loop reserves it and spawns a task; the task
+//! (`execute.rs`) runs the handler and returns a verdict, data that says what
+//! should become of the job; the loop turns the verdict into the commands
+//! that settle it (`settle.rs`, and `chain.rs` for steps of a repeating
+//! chain), sent on the connection that reserved the job, batched with the
+//! next reserves. See the README for the semantics.
 
-mod chain;
+pub(crate) mod chain;
+mod cmd;
 mod execute;
-mod link;
+mod log;
+mod settle;
 mod shutdown;
 mod tube;
 
@@ -157,6 +160,7 @@ impl Worker {
             }
         };
         let control = Client::with_config(self.config.clone());
+        let log = log::Limiter::default();
         let mut tasks = tokio::task::JoinSet::new();
         for (server, addr) in self.config.servers.iter().enumerate() {
             for d in &descriptors {
@@ -174,6 +178,7 @@ impl Worker {
                     grace: self.grace,
                     shutdown: shutdown.clone(),
                     control: control.clone(),
+                    log: log.clone(),
                 });
                 tasks.spawn(lp.run());
             }
