@@ -272,7 +272,7 @@ impl Client {
     pub async fn put_prepared(&self, p: PreparedPut) -> Result<JobHandle, Error> {
         let server = self.pick_server();
         let mut body = p.body;
-        self.check_body(body.len() + 24)?;
+        self.check_body(body.len())?;
         let token = match &p.chain {
             Some(chain) => {
                 let t = self
@@ -291,9 +291,13 @@ impl Client {
             }
             None => None,
         };
-        let put = self
-            .put_on(server, p.tube, p.pri, p.delay, p.ttr, &body)
-            .await;
+        let put = match self.check_body(body.len()) {
+            Ok(()) => {
+                self.put_on(server, p.tube, p.pri, p.delay, p.ttr, &body)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         let (server, id) = match (put, token) {
             (Ok(r), _) => r,
             (Err(e), Some(t)) => {
@@ -333,8 +337,7 @@ impl Client {
                     continue;
                 }
             };
-            let extra = if p.chain.is_some() { 24 } else { 0 };
-            if let Err(e) = check_tube(p.tube).and_then(|_| self.check_body(p.body.len() + extra)) {
+            if let Err(e) = check_tube(p.tube).and_then(|_| self.check_body(p.body.len())) {
                 slots.push(Slot::Failed(e));
                 continue;
             }
@@ -405,7 +408,12 @@ impl Client {
         let mut sent = Vec::with_capacity(n);
         for (i, p) in b.puts.iter_mut().enumerate() {
             if let Some(Ok(t)) = &tokens[i] {
-                set_token(&mut p.body, *t);
+                let t = *t;
+                set_token(&mut p.body, t);
+                if let Err(e) = self.check_body(p.body.len()) {
+                    let _ = self.delete(b.server, t).await;
+                    tokens[i] = Some(Err(e));
+                }
             }
             if matches!(tokens[i], Some(Err(_))) {
                 continue;

@@ -349,3 +349,188 @@ impl Step {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token_stats(pri: u32, state: &str) -> Response {
+        Response::Ok(
+            format!(
+                "---\nid: 7\ntube: {TOKEN_TUBE}\nstate: {state}\npri: {pri}\nage: 0\ndelay: 0\nttr: 60\n\
+                 time-left: 0\nfile: 0\nreserves: 1\ntimeouts: 0\nreleases: 0\nburies: 0\nkicks: 0\n"
+            )
+            .into_bytes(),
+        )
+    }
+
+    fn held() -> Response {
+        Response::Reserved {
+            id: 7,
+            body: Vec::new(),
+        }
+    }
+
+    fn next() -> Next {
+        Next {
+            body: b"{}".to_vec(),
+            pri: 5,
+            delay: 30,
+            ttr: 60,
+        }
+    }
+
+    #[test]
+    fn marks_avoid_the_reserved_values_and_round_trip() {
+        assert_eq!(mark(42), 42);
+        assert_ne!(mark(1 << 32), UNBOUND);
+        assert_ne!(mark(u64::from(u32::MAX)), CANCELLED);
+        assert_eq!(named(mark(42), 40), Some(42));
+        assert_eq!(
+            named(mark((1 << 32) + 3), (1 << 32) - 10),
+            Some((1 << 32) + 3)
+        );
+        assert_eq!(named(UNBOUND, 9), None);
+        assert_eq!(named(CANCELLED, 9), None);
+    }
+
+    #[test]
+    fn only_the_named_job_is_current() {
+        let t = |pri| {
+            JobStats::parse(match &token_stats(pri, "buried") {
+                Response::Ok(y) => y,
+                _ => unreachable!(),
+            })
+            .unwrap()
+        };
+        assert_eq!(standing(10, 0, Some(&t(UNBOUND))), Standing::Current);
+        assert_eq!(standing(10, 1, Some(&t(UNBOUND))), Standing::Superseded);
+        assert_eq!(standing(10, 3, Some(&t(10))), Standing::Current);
+        assert_eq!(standing(11, 3, Some(&t(10))), Standing::Superseded);
+        assert_eq!(standing(10, 3, Some(&t(CANCELLED))), Standing::Cancelled);
+        assert_eq!(standing(10, 3, None), Standing::Missing);
+        let mut other = t(10);
+        other.tube = "elsewhere".into();
+        assert_eq!(standing(10, 3, Some(&other)), Standing::Missing);
+    }
+
+    #[test]
+    fn a_step_moves_the_token_only_after_the_put_was_inserted() {
+        let mut s = Step::new(10, 3, 7, Some(next()), 5);
+        assert_eq!(
+            s.begin(),
+            vec![Cmd::ReserveJob(7), Cmd::StatsJob(7), next().put()]
+        );
+        let d = s.decide(&[held(), token_stats(10, "reserved"), Response::Inserted(11)]);
+        assert_eq!(
+            d,
+            Decision::Finish(
+                vec![Cmd::Bury { id: 7, pri: 11 }, Cmd::Delete(10)],
+                StepEnd::Stepped { next: 11 }
+            )
+        );
+    }
+
+    #[test]
+    fn a_refused_put_keeps_the_job_buried_and_the_token_unmoved() {
+        for refusal in [
+            Response::JobTooBig,
+            Response::Draining,
+            Response::OutOfMemory,
+        ] {
+            let mut s = Step::new(10, 3, 7, Some(next()), 5);
+            let d = s.decide(&[held(), token_stats(10, "reserved"), refusal.clone()]);
+            let Decision::Finish(cmds, StepEnd::Refused { .. }) = d else {
+                panic!("{d:?}");
+            };
+            assert_eq!(
+                cmds,
+                vec![Cmd::Bury { id: 7, pri: 10 }, Cmd::Bury { id: 10, pri: 5 }]
+            );
+            assert!(!cmds.contains(&Cmd::Delete(10)), "the job is never deleted");
+        }
+    }
+
+    #[test]
+    fn a_superseded_or_cancelled_job_ends_and_removes_its_orphan() {
+        let mut s = Step::new(10, 3, 7, Some(next()), 5);
+        let d = s.decide(&[held(), token_stats(99, "reserved"), Response::Inserted(11)]);
+        assert_eq!(
+            d,
+            Decision::Finish(
+                vec![
+                    Cmd::Delete(11),
+                    Cmd::Bury { id: 7, pri: 99 },
+                    Cmd::Delete(10)
+                ],
+                StepEnd::Superseded
+            )
+        );
+        let mut s = Step::new(10, 3, 7, Some(next()), 5);
+        let d = s.decide(&[
+            held(),
+            token_stats(CANCELLED, "reserved"),
+            Response::Inserted(11),
+        ]);
+        assert_eq!(
+            d,
+            Decision::Finish(
+                vec![Cmd::Delete(11), Cmd::Delete(10), Cmd::Delete(7)],
+                StepEnd::Cancelled
+            )
+        );
+    }
+
+    #[test]
+    fn the_end_of_a_chain_deletes_job_then_token() {
+        let mut s = Step::new(10, 3, 7, None, 5);
+        assert_eq!(s.begin(), vec![Cmd::ReserveJob(7), Cmd::StatsJob(7)]);
+        let d = s.decide(&[held(), token_stats(10, "reserved")]);
+        assert_eq!(
+            d,
+            Decision::Finish(vec![Cmd::Delete(10), Cmd::Delete(7)], StepEnd::Ended)
+        );
+    }
+
+    #[test]
+    fn a_token_held_elsewhere_is_waited_for_without_putting_twice() {
+        let mut s = Step::new(10, 3, 7, Some(next()), 5);
+        let d = s.decide(&[
+            Response::NotFound,
+            token_stats(10, "reserved"),
+            Response::Inserted(11),
+        ]);
+        assert_eq!(
+            d,
+            Decision::Wait(vec![Cmd::ReserveJob(7), Cmd::StatsJob(7)])
+        );
+        let d = s.decide(&[held(), token_stats(10, "reserved")]);
+        assert_eq!(
+            d,
+            Decision::Finish(
+                vec![Cmd::Bury { id: 7, pri: 11 }, Cmd::Delete(10)],
+                StepEnd::Stepped { next: 11 }
+            )
+        );
+    }
+
+    #[test]
+    fn without_a_token_the_chain_steps_on_unguarded() {
+        let mut s = Step::new(10, 3, 7, Some(next()), 5);
+        let d = s.decide(&[
+            Response::NotFound,
+            Response::NotFound,
+            Response::Inserted(11),
+        ]);
+        assert_eq!(
+            d,
+            Decision::Finish(vec![Cmd::Delete(10)], StepEnd::Stepped { next: 11 })
+        );
+        let mut s = Step::new(10, 3, 7, Some(next()), 5);
+        let d = s.decide(&[Response::NotFound, Response::NotFound, Response::Draining]);
+        assert!(matches!(
+            d,
+            Decision::Finish(ref c, StepEnd::Refused { .. }) if c == &vec![Cmd::Bury { id: 10, pri: 5 }]
+        ));
+    }
+}

@@ -195,3 +195,78 @@ impl Settle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn next() -> Next {
+        Next {
+            body: b"{}".to_vec(),
+            pri: 5,
+            delay: 3,
+            ttr: 60,
+        }
+    }
+
+    fn replace(purpose: Purpose) -> (Settle, Progress) {
+        Settle::begin(
+            10,
+            Verdict::Replace {
+                next: next(),
+                pri: 5,
+                purpose,
+            },
+        )
+    }
+
+    #[test]
+    fn a_replacement_is_put_alone_and_the_job_deleted_only_once_it_exists() {
+        let (mut s, p) = replace(Purpose::Retry);
+        assert_eq!(p, Progress::Send(vec![next().put()]));
+        assert_eq!(
+            s.decide(&[Response::Inserted(11)]),
+            Progress::Finish(vec![Cmd::Delete(10)], None)
+        );
+    }
+
+    #[test]
+    fn a_refused_replacement_buries_the_job_and_says_so_accurately() {
+        for (purpose, what) in [
+            (Purpose::Retry, "the retry"),
+            (Purpose::NextRun, "the next run"),
+        ] {
+            for refusal in [Response::JobTooBig, Response::Draining] {
+                let (mut s, _) = replace(purpose);
+                let p = s.decide(&[refusal.clone()]);
+                assert_eq!(
+                    p,
+                    Progress::Finish(
+                        vec![Cmd::Bury { id: 10, pri: 5 }],
+                        Some(Note::Refused {
+                            what,
+                            reply: refusal_name(&refusal),
+                            chain: false
+                        })
+                    )
+                );
+            }
+        }
+    }
+
+    fn refusal_name(r: &Response) -> String {
+        refusal(r)
+    }
+
+    #[test]
+    fn final_verdicts_need_one_write() {
+        assert_eq!(
+            Settle::begin(10, Verdict::Delete).1,
+            Progress::Finish(vec![Cmd::Delete(10)], None)
+        );
+        assert_eq!(
+            Settle::begin(10, Verdict::Bury { pri: 3 }).1,
+            Progress::Finish(vec![Cmd::Bury { id: 10, pri: 3 }], None)
+        );
+    }
+}

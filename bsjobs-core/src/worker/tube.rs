@@ -340,7 +340,7 @@ impl TubeLoop {
     fn useful(&mut self) {
         self.pause = Duration::from_millis(50);
         if self.s.log.reset() {
-            tracing::info!(tube = self.tube(), server = %self.s.addr, "beanstalkd is answering again");
+            tracing::info!(tube = self.tube(), server = %self.s.addr, "reconnected to beanstalkd");
         }
     }
 
