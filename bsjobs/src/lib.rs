@@ -93,7 +93,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub use bsjobs_core::client::{Client, ClientConfig};
-pub use bsjobs_core::job::{Enqueue, JobHandle, JobOptions};
+pub use bsjobs_core::job::{CatchUp, Enqueue, JobHandle, JobOptions};
 pub use bsjobs_core::proto::JobId;
 pub use bsjobs_core::testing;
 pub use bsjobs_core::worker::{Shutdown, Worker};

@@ -5,6 +5,7 @@ mod envelope;
 
 pub(crate) use enqueue::{secs_ceil, set_token};
 pub use enqueue::{Enqueue, JobHandle, PreparedPut};
+
 pub use envelope::{Envelope, Fields, ENVELOPE_VERSION};
 
 use std::future::Future;
@@ -70,6 +71,24 @@ pub struct JobOptions {
     pub backoff: u32,
     /// Longest a single run may take before it counts as failed.
     pub timeout: Option<u32>,
+    /// Cron schedule of a cron job: 5 fields (minute hour day-of-month
+    /// month day-of-week) or 6 with leading seconds; `None` for other jobs.
+    pub cron: Option<&'static str>,
+    /// IANA time zone the cron schedule is read in; `None`: UTC.
+    pub tz: Option<&'static str>,
+    /// What a cron job does about ticks missed while no worker ran.
+    pub catch_up: CatchUp,
+}
+
+/// What a cron job does about ticks missed while no worker was running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CatchUp {
+    /// One run on return for all the missed ticks, then the schedule
+    /// (`catch_up = "one"`, the default).
+    #[default]
+    One,
+    /// Missed ticks are skipped (`catch_up = "none"`).
+    None,
 }
 
 impl JobOptions {
@@ -83,6 +102,9 @@ impl JobOptions {
         retries: 3,
         backoff: 5,
         timeout: None,
+        cron: None,
+        tz: None,
+        catch_up: CatchUp::One,
     };
 }
 

@@ -448,16 +448,21 @@ impl TubeLoop {
             self.probing += n;
             return;
         }
-        if self.reserving > 0 || self.poll_at.is_some() {
+        if self.reserving > 0 {
             return;
         }
         // The tube is empty: a connection holding nothing waits in a
-        // blocking reserve.
+        // blocking reserve (and makes polling unnecessary).
         let key = self
             .conns
             .iter()
             .find(|c| c.jobs == 0 && c.expect.is_empty() && !c.blocking)
             .map(|c| c.key);
+        if key.is_some() {
+            self.poll_at = None;
+        } else if self.poll_at.is_some() {
+            return;
+        }
         let key = match key {
             Some(k) => Some(k),
             None if self.conns.len() < MAX_CONNS => self.open().await,
