@@ -238,7 +238,7 @@ mod tests {
         ] {
             for refusal in [Response::JobTooBig, Response::Draining] {
                 let (mut s, _) = replace(purpose);
-                let p = s.decide(&[refusal.clone()]);
+                let p = s.decide(std::slice::from_ref(&refusal));
                 assert_eq!(
                     p,
                     Progress::Finish(
