@@ -94,6 +94,15 @@ pub enum Error {
     /// The worker was asked to run no tube at all.
     #[error("no job is registered: add #[bsjobs::job] functions to the worker binary, or name tubes that have handlers")]
     NoJobs,
+    /// A cron job's schedule or time zone cannot be used (the attribute
+    /// checks them at compile time; this catches descriptors made by hand).
+    #[error("cron job of tube {tube:?}: {reason}")]
+    BadSchedule {
+        /// The job's tube.
+        tube: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// A tube was selected that has no handler in this binary.
     #[error("no handler is registered for tube {0:?}")]
     UnknownTube(String),

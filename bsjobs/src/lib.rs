@@ -96,7 +96,7 @@ pub use bsjobs_core::client::{Client, ClientConfig};
 pub use bsjobs_core::job::{CatchUp, Enqueue, JobHandle, JobOptions};
 pub use bsjobs_core::proto::JobId;
 pub use bsjobs_core::testing;
-pub use bsjobs_core::worker::{Shutdown, Worker};
+pub use bsjobs_core::worker::{current_job, CurrentJob, Shutdown, Worker};
 pub use bsjobs_core::{run, Error};
 pub use bsjobs_macros::job;
 

@@ -50,6 +50,9 @@ pub struct Envelope<'a> {
     /// repeating jobs; see the worker's chain module.
     #[serde(default)]
     pub tok: Option<u64>,
+    /// The tick of a cron job's schedule this job runs for (Unix seconds).
+    #[serde(default)]
+    pub tick: Option<i64>,
 }
 
 fn one() -> u32 {
@@ -113,6 +116,9 @@ impl<'a> Envelope<'a> {
         if let Some(t) = fields.tok {
             let _ = write!(out, ",\"tok\":{t}");
         }
+        if let Some(t) = fields.tick {
+            let _ = write!(out, ",\"tick\":{t}");
+        }
         out.push(b'}');
     }
 
@@ -132,9 +138,34 @@ impl<'a> Envelope<'a> {
                 prev: Some(prev),
                 gen: self.gen.wrapping_add(1),
                 tok: self.tok,
+                tick: self.tick,
             },
         );
         out
+    }
+
+    /// Like [`Envelope::successor`], for the run of a cron job at `tick`.
+    pub fn successor_at(&self, prev: u64, run: u32, tick: i64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.args.get().len() + 100);
+        Self::write(
+            &mut out,
+            self.args.get().as_bytes(),
+            Fields {
+                tick: Some(tick),
+                ..self.next_fields(prev, run, 0)
+            },
+        );
+        out
+    }
+
+    fn next_fields(&self, prev: u64, run: u32, attempt: u32) -> Fields<'a> {
+        Fields {
+            run,
+            attempt,
+            prev: Some(prev),
+            gen: self.gen.wrapping_add(1),
+            ..self.fields()
+        }
     }
 
     /// The fields of this envelope, for writing a changed copy.
@@ -148,6 +179,7 @@ impl<'a> Envelope<'a> {
             prev: self.prev,
             gen: self.gen,
             tok: self.tok,
+            tick: self.tick,
         }
     }
 }
@@ -171,6 +203,8 @@ pub struct Fields<'a> {
     pub gen: u32,
     /// The chain's token job.
     pub tok: Option<u64>,
+    /// A cron job's tick (Unix seconds).
+    pub tick: Option<i64>,
 }
 
 #[cfg(test)]

@@ -116,12 +116,28 @@ pub(super) enum Standing {
     Missing,
 }
 
+/// Whether `tube` holds chain tokens: [`TOKEN_TUBE`], or the cron tokens'
+/// tube (kept ready rather than buried: see `cron.rs`).
+pub(super) fn is_token_tube(tube: &str) -> bool {
+    tube == TOKEN_TUBE || tube == super::cron::CRON_TUBE
+}
+
+/// The command that puts a held token back with priority `pri`: buried,
+/// or ready for a cron token.
+fn put_back(token: JobId, tube: &str, pri: u32) -> Cmd {
+    if tube == super::cron::CRON_TUBE {
+        Cmd::Release { id: token, pri }
+    } else {
+        Cmd::Bury { id: token, pri }
+    }
+}
+
 /// Where job `id` (generation `gen`) stands, given its token's `stats-job`.
 pub(super) fn standing(id: JobId, gen: u32, token: Option<&JobStats>) -> Standing {
     let Some(t) = token else {
         return Standing::Missing;
     };
-    if t.tube != TOKEN_TUBE {
+    if !is_token_tube(&t.tube) {
         return Standing::Missing;
     }
     match t.pri {
@@ -249,11 +265,11 @@ impl Step {
             return match &stats {
                 // Held by someone else right now: try again shortly. The
                 // job stays reserved and touched meanwhile.
-                Some(s) if s.state == JobState::Reserved && s.tube == TOKEN_TUBE => {
+                Some(s) if s.state == JobState::Reserved && is_token_tube(&s.tube) => {
                     Decision::Wait(self.begin())
                 }
                 // Came free between the two commands: try again at once.
-                Some(s) if s.tube == TOKEN_TUBE => Decision::Send(self.begin()),
+                Some(s) if is_token_tube(&s.tube) => Decision::Send(self.begin()),
                 // No token: step without one (the chain runs on unguarded).
                 _ => match (refused, self.put) {
                     (Some(reply), _) => Decision::Finish(
@@ -271,7 +287,8 @@ impl Step {
             };
         }
         let pri = stats.as_ref().map_or(UNBOUND, |s| s.pri);
-        let back = Cmd::Bury { id: t, pri };
+        let tube = stats.as_ref().map_or(TOKEN_TUBE, |s| s.tube.as_str());
+        let back = put_back(t, tube, pri);
         let orphan = self.put.map(Cmd::Delete);
         match standing(j, self.gen, stats.as_ref()) {
             Standing::Cancelled => {
@@ -318,13 +335,7 @@ impl Step {
                     StepEnd::Refused { reply },
                 ),
                 (None, Some(next), _) => Decision::Finish(
-                    vec![
-                        Cmd::Bury {
-                            id: t,
-                            pri: mark(next),
-                        },
-                        Cmd::Delete(j),
-                    ],
+                    vec![put_back(t, tube, mark(next)), Cmd::Delete(j)],
                     StepEnd::Stepped { next },
                 ),
                 (None, None, None) => {

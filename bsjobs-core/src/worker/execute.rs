@@ -5,9 +5,10 @@
 //! token's priority) go through the worker's shared control client.
 
 use super::chain::{self, Next, Standing};
+use super::cron;
 use super::settle::{Purpose, Verdict};
 use crate::client::Client;
-use crate::job::{Envelope, JobDescriptor, JobOptions};
+use crate::job::{CatchUp, Envelope, JobDescriptor, JobOptions};
 use crate::proto::JobId;
 use crate::Error;
 use futures_util::FutureExt as _;
@@ -22,6 +23,45 @@ pub(super) struct Ctx {
     pub(super) descriptor: &'static JobDescriptor,
     pub(super) control: Client,
     pub(super) server: usize,
+}
+
+/// The job a handler is running for, as [`current_job`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentJob {
+    /// beanstalkd id of the job being run (the current job, not the
+    /// chain: retries and later runs are new jobs).
+    pub id: JobId,
+    /// Its tube.
+    pub tube: &'static str,
+    /// Index of its server in the worker's URL.
+    pub server: usize,
+    /// Successful runs of its repeating chain before this one.
+    pub run: u32,
+    /// Failed attempts of this run before this one.
+    pub attempt: u32,
+    /// Chain id of a repeating or cron job.
+    pub chain: Option<String>,
+    /// The tick of a cron job's schedule this run is for (Unix seconds).
+    pub tick: Option<i64>,
+}
+
+tokio::task_local! {
+    static CURRENT: CurrentJob;
+}
+
+/// The job the calling task runs for, when called from inside an `async`
+/// job handler (the task the worker runs it on); `None` elsewhere.
+pub fn current_job() -> Option<CurrentJob> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
+/// When the next run of a repeating job is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cadence {
+    /// `repeat`: this many seconds after the run.
+    After(u32),
+    /// `cron`: at this tick (Unix seconds), `delay` seconds from now.
+    At { tick: i64, delay: u32 },
 }
 
 /// How a run ended.
@@ -43,9 +83,8 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
         }
     };
     let pri = env.pri.unwrap_or(o.priority);
-    let token = env
-        .tok
-        .filter(|_| o.repeat.is_some() && env.chain.is_some());
+    let repeating = o.repeat.is_some() || o.cron.is_some();
+    let token = env.tok.filter(|_| repeating && env.chain.is_some());
     if let Some(token) = token {
         match token_standing(ctx, id, env.gen, token).await {
             Standing::Superseded => {
@@ -69,7 +108,7 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
             Standing::Current | Standing::Missing => {}
         }
     }
-    if o.repeat.is_some() && o.max.is_some_and(|max| env.run >= max) {
+    if repeating && o.max.is_some_and(|max| env.run >= max) {
         tracing::info!(
             tube = d.tube,
             id,
@@ -77,6 +116,27 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
             "repeating job already reached max runs; ending it unrun"
         );
         return end(token, &env, pri);
+    }
+    let next_run = || match cadence(d, &env, cron::now_ms()) {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            tracing::error!(tube = d.tube, id, error = %e, "cannot compute the next run; burying the job");
+            Err(Verdict::Bury { pri })
+        }
+    };
+    if let (Some(_), CatchUp::None, Some(tick)) = (o.cron, o.catch_up, env.tick) {
+        if cron::now() - tick > cron::LATE {
+            tracing::info!(
+                tube = d.tube,
+                id,
+                tick,
+                "cron tick missed while no worker ran; skipped (catch_up = \"none\")"
+            );
+            return match next_run() {
+                Ok(c) => decide(d.tube, o, id, &env, pri, token, RunResult::Ok, false, c),
+                Err(v) => v,
+            };
+        }
     }
     let result = run(ctx, id, &env).await;
     let result = match result {
@@ -87,7 +147,45 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
         RunResult::Ok => false,
         RunResult::Failed(_) => kicked(ctx, id).await,
     };
-    decide(d.tube, o, id, &env, pri, token, result, kicked)
+    // After the run: the delay of the next one counts from now.
+    match next_run() {
+        Ok(c) => decide(d.tube, o, id, &env, pri, token, result, kicked, c),
+        Err(v) => v,
+    }
+}
+
+/// When the run after this one is due (`now_ms`: Unix milliseconds):
+/// `repeat` after the run; `cron` at the tick after this job's own, or, if
+/// that one has passed by a second or more (no worker ran: the missed ticks
+/// were caught up by this one run), at the first tick after now. No tick
+/// runs twice: the next tick is always later than this one.
+pub(super) fn cadence(
+    d: &JobDescriptor,
+    env: &Envelope<'_>,
+    now_ms: i64,
+) -> Result<Option<Cadence>, String> {
+    if let Some(every) = d.options.repeat {
+        return Ok(Some(Cadence::After(every)));
+    }
+    let Some(schedule) = cron::schedule_of(d) else {
+        return Ok(None);
+    };
+    let schedule = schedule?;
+    let now = now_ms.div_euclid(1000);
+    let missing = || "the cron schedule has no future tick".to_owned();
+    let mut tick = schedule
+        .next_after(env.tick.unwrap_or(now))
+        .ok_or_else(missing)?;
+    if tick < now {
+        tick = schedule.next_after(now).ok_or_else(missing)?;
+    }
+    // beanstalkd's delay is whole seconds from the put: round up, so that
+    // a run never starts before its tick.
+    let delay_ms = (tick * 1000 - now_ms).max(0);
+    Ok(Some(Cadence::At {
+        tick,
+        delay: ((delay_ms + 999) / 1000).min(i64::from(u32::MAX)) as u32,
+    }))
 }
 
 /// The chain's end (or a chainless repeating job's): through the token
@@ -147,7 +245,16 @@ async fn run(ctx: &Ctx, id: JobId, env: &Envelope<'_>) -> Result<RunResult, Verd
             return Err(Verdict::Bury { pri });
         }
     };
-    let run = AssertUnwindSafe(started).catch_unwind();
+    let current = CurrentJob {
+        id,
+        tube: d.tube,
+        server: ctx.server,
+        run: env.run,
+        attempt: env.attempt,
+        chain: env.chain.map(str::to_owned),
+        tick: env.tick,
+    };
+    let run = CURRENT.scope(current, AssertUnwindSafe(started).catch_unwind());
     let result = match o.timeout {
         Some(t) => match tokio::time::timeout(Duration::from_secs(t.into()), run).await {
             Ok(r) => r,
@@ -175,6 +282,7 @@ pub(super) fn decide(
     token: Option<JobId>,
     result: RunResult,
     kicked: bool,
+    cadence: Option<Cadence>,
 ) -> Verdict {
     let ttr = env.ttr.unwrap_or(o.ttr);
     let replace = |next: Next, purpose: Purpose| match token {
@@ -189,7 +297,7 @@ pub(super) fn decide(
     };
     match result {
         RunResult::Ok => {
-            let Some(every) = o.repeat else {
+            let Some(cadence) = cadence else {
                 return Verdict::Delete;
             };
             let done = env.run.saturating_add(1);
@@ -197,11 +305,19 @@ pub(super) fn decide(
                 tracing::info!(tube, id, runs = done, "repeating job reached max runs");
                 return end(token, env, pri);
             }
-            let next = Next {
-                body: env.successor(id, done, 0),
-                pri,
-                delay: every,
-                ttr,
+            let next = match cadence {
+                Cadence::After(every) => Next {
+                    body: env.successor(id, done, 0),
+                    pri,
+                    delay: every,
+                    ttr,
+                },
+                Cadence::At { tick, delay } => Next {
+                    body: env.successor_at(id, done, tick),
+                    pri,
+                    delay,
+                    ttr,
+                },
             };
             replace(next, Purpose::NextRun)
         }
@@ -286,7 +402,7 @@ mod tests {
         let env = Envelope::parse(br#"{"args":{}}"#).unwrap();
         let o = opts(None, None, 1);
         assert!(matches!(
-            decide("t", &o, 1, &env, 9, None, RunResult::Ok, false),
+            decide("t", &o, 1, &env, 9, None, RunResult::Ok, false, None),
             Verdict::Delete
         ));
         match decide(
@@ -298,6 +414,7 @@ mod tests {
             None,
             RunResult::Failed("x".into()),
             false,
+            None,
         ) {
             Verdict::Replace { next, pri, purpose } => {
                 assert_eq!((pri, purpose), (9, Purpose::Retry));
@@ -316,7 +433,8 @@ mod tests {
                 9,
                 None,
                 RunResult::Failed("x".into()),
-                false
+                false,
+                None
             ),
             Verdict::Bury { pri: 9 }
         ));
@@ -330,7 +448,8 @@ mod tests {
                 9,
                 None,
                 RunResult::Failed("x".into()),
-                true
+                true,
+                None
             ),
             Verdict::Replace { .. }
         ));
@@ -340,7 +459,17 @@ mod tests {
     fn chain_jobs_step_through_their_token_and_end_at_max() {
         let env = Envelope::parse(br#"{"args":{},"chain":"c","tok":5,"run":1,"gen":3}"#).unwrap();
         let o = opts(Some(30), Some(3), 3);
-        match decide("t", &o, 8, &env, 1, Some(5), RunResult::Ok, false) {
+        match decide(
+            "t",
+            &o,
+            8,
+            &env,
+            1,
+            Some(5),
+            RunResult::Ok,
+            false,
+            Some(Cadence::After(30)),
+        ) {
             Verdict::Step {
                 token: 5,
                 gen: 3,
@@ -354,7 +483,17 @@ mod tests {
         }
         let last = Envelope::parse(br#"{"args":{},"chain":"c","tok":5,"run":2}"#).unwrap();
         assert!(matches!(
-            decide("t", &o, 8, &last, 1, Some(5), RunResult::Ok, false),
+            decide(
+                "t",
+                &o,
+                8,
+                &last,
+                1,
+                Some(5),
+                RunResult::Ok,
+                false,
+                Some(Cadence::After(30))
+            ),
             Verdict::Step {
                 token: 5,
                 next: None,

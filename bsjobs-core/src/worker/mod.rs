@@ -10,12 +10,14 @@
 
 pub(crate) mod chain;
 mod cmd;
+pub(crate) mod cron;
 mod execute;
 mod log;
 mod settle;
 mod shutdown;
 mod tube;
 
+pub use execute::{current_job, CurrentJob};
 pub use shutdown::Shutdown;
 
 use crate::client::{Client, ClientConfig};
@@ -183,6 +185,26 @@ impl Worker {
                 tasks.spawn(lp.run());
             }
         }
+        let crons = descriptors
+            .iter()
+            .filter_map(|d| cron::schedule_of(d).map(|s| (*d, s)))
+            .map(|(d, s)| {
+                s.map(|s| (d, s)).map_err(|reason| Error::BadSchedule {
+                    tube: d.tube,
+                    reason,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        for (server, group) in cron::by_server(crons, self.config.servers.len()) {
+            let addr = self.config.servers[server].clone();
+            tasks.spawn(bootstrap_cron(
+                addr,
+                self.config.clone(),
+                group,
+                shutdown.clone(),
+                log.clone(),
+            ));
+        }
         tracing::info!(
             tubes = ?descriptors.iter().map(|d| d.tube).collect::<Vec<_>>(),
             servers = ?self.config.servers,
@@ -198,6 +220,33 @@ impl Worker {
         }
         tracing::info!("bsjobs worker stopped");
         Ok(())
+    }
+}
+
+/// Gives every cron job of `group` its one chain on the server at `addr`,
+/// trying again (with a pause) while the server cannot be reached.
+async fn bootstrap_cron(
+    addr: String,
+    config: ClientConfig,
+    group: Vec<(&'static JobDescriptor, cron::Schedule)>,
+    shutdown: Shutdown,
+    log: log::Limiter,
+) {
+    let mut pause = Duration::from_millis(100);
+    while !shutdown.is_triggered() {
+        match cron::ensure(&addr, &config, &group).await {
+            Ok(()) => return,
+            Err(e) => {
+                if log.allow() {
+                    tracing::warn!(server = %addr, error = %e, "cannot schedule cron jobs yet; trying again");
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.wait() => return,
+        }
+        pause = (pause * 2).min(Duration::from_secs(5));
     }
 }
 
