@@ -113,17 +113,12 @@ async fn tokens_of(srv: &Beanstalkd, tube: &str) -> usize {
         .unwrap();
     use bsjobs::proto::{Command, Response};
     c.request(&Command::Watch("bsjobs.cron")).await.unwrap();
-    let mut ids = Vec::new();
     let mut mine = 0;
-    loop {
-        match c.request(&Command::ReserveWithTimeout(0)).await.unwrap() {
-            Response::Reserved { id, body } => {
-                if String::from_utf8_lossy(&body).contains(&format!("\"cron\":\"{tube}\"")) {
-                    mine += 1;
-                }
-                ids.push(id);
-            }
-            _ => break,
+    while let Response::Reserved { body, .. } =
+        c.request(&Command::ReserveWithTimeout(0)).await.unwrap()
+    {
+        if String::from_utf8_lossy(&body).contains(&format!("\"cron\":\"{tube}\"")) {
+            mine += 1;
         }
     }
     drop(c); // releases them all
