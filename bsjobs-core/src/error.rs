@@ -103,6 +103,9 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A client [hook](crate::hook::Hook) refused the job; nothing was sent.
+    #[error("enqueue refused by a hook: {0}")]
+    Refused(String),
     /// A tube was selected that has no handler in this binary.
     #[error("no handler is registered for tube {0:?}")]
     UnknownTube(String),

@@ -10,6 +10,7 @@
 
 pub mod client;
 mod error;
+pub mod hook;
 pub mod job;
 pub mod proto;
 pub mod testing;

@@ -207,7 +207,7 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
             }
 
             fn __bsjobs_into_outcome<O: #p::IntoOutcome>(outcome: O)
-                -> ::core::result::Result<(), #p::String>
+                -> #p::Outcome
             {
                 #p::IntoOutcome::into_outcome(outcome)
             }

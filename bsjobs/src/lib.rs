@@ -93,7 +93,8 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub use bsjobs_core::client::{Client, ClientConfig};
-pub use bsjobs_core::job::{CatchUp, Enqueue, JobHandle, JobOptions};
+pub use bsjobs_core::hook;
+pub use bsjobs_core::job::{CatchUp, Enqueue, Failure, JobError, JobHandle, JobOptions, Retry};
 pub use bsjobs_core::proto::JobId;
 pub use bsjobs_core::testing;
 pub use bsjobs_core::worker::{current_job, CurrentJob, Shutdown, Worker};
@@ -109,7 +110,7 @@ pub mod proto {
 #[doc(hidden)]
 pub mod __private {
     pub use bsjobs_core::job::{
-        Enqueue, Handler, HandlerFuture, IntoOutcome, JobDescriptor, JobHandle, JobOptions,
+        Enqueue, Handler, HandlerFuture, IntoOutcome, JobDescriptor, JobHandle, JobOptions, Outcome,
     };
     pub use bsjobs_core::Error;
     pub use inventory;
@@ -120,15 +121,15 @@ pub mod __private {
     /// Runs a plain (non-async) job function on tokio's blocking pool.
     pub fn blocking<F>(f: F) -> HandlerFuture
     where
-        F: FnOnce() -> Result<(), String> + Send + 'static,
+        F: FnOnce() -> Outcome + Send + 'static,
     {
         Box::pin(async move {
             match tokio::task::spawn_blocking(f).await {
                 Ok(r) => r,
                 Err(e) if e.is_panic() => {
-                    Err(format!("panicked: {}", panic_message(e.into_panic())))
+                    Err(format!("panicked: {}", panic_message(e.into_panic())).into())
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.to_string().into()),
             }
         })
     }

@@ -89,6 +89,7 @@ pub struct Client {
 
 struct Inner {
     config: ClientConfig,
+    hooks: std::sync::RwLock<crate::hook::Hooks>,
     /// `lanes[server][lane]`.
     lanes: Vec<Vec<Lane>>,
     next: AtomicUsize,
@@ -129,6 +130,7 @@ impl Client {
         Client {
             inner: Arc::new(Inner {
                 config,
+                hooks: Default::default(),
                 lanes,
                 next: AtomicUsize::new(0),
             }),
@@ -149,6 +151,47 @@ impl Client {
     /// global client was already in use (it is not replaced).
     pub fn set_global(client: Client) -> bool {
         GLOBAL.set(client).is_ok()
+    }
+
+    /// Adds a [hook](crate::hook) that sees (and may change or refuse)
+    /// every job this client, and every clone of it, enqueues from now on.
+    pub fn add_hook(&self, hook: impl crate::hook::Hook) {
+        self.inner
+            .hooks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .push(Arc::new(hook));
+    }
+
+    /// Runs the enqueue hooks on `p` and stamps when it becomes due.
+    fn prepare(&self, p: &mut PreparedPut) -> Result<(), Error> {
+        let hooks = self.inner.hooks.read().unwrap_or_else(|p| p.into_inner());
+        if !hooks.is_empty() {
+            let mut out = crate::hook::Outgoing {
+                tube: p.tube,
+                priority: p.pri,
+                delay: p.delay,
+                ttr: p.ttr,
+                meta: serde_json::Map::new(),
+            };
+            for h in &hooks.0 {
+                h.on_enqueue(&mut out).map_err(Error::Refused)?;
+            }
+            p.pri = out.priority;
+            p.delay = out.delay;
+            p.ttr = out.ttr.max(1);
+            if !out.meta.is_empty() {
+                let meta = serde_json::Value::Object(out.meta).to_string();
+                p.body.pop();
+                p.body.extend_from_slice(b",\"meta\":");
+                p.body.extend_from_slice(meta.as_bytes());
+                p.body.push(b'}');
+            }
+        }
+        let due = crate::worker::cron::now_ms() + i64::from(p.delay) * 1000;
+        crate::job::set_due(&mut p.body, due);
+        Ok(())
     }
 
     /// The settings this client was built with.
@@ -269,7 +312,8 @@ impl Client {
 
     /// Puts a prepared job (see [`Enqueue::into_put`]). A repeating job's
     /// chain token is put first, on the same server.
-    pub async fn put_prepared(&self, p: PreparedPut) -> Result<JobHandle, Error> {
+    pub async fn put_prepared(&self, mut p: PreparedPut) -> Result<JobHandle, Error> {
+        self.prepare(&mut p)?;
         let server = self.pick_server();
         let mut body = p.body;
         self.check_body(body.len())?;
@@ -330,7 +374,10 @@ impl Client {
         // Consecutive jobs for the same tube form one batch.
         let mut slots: Vec<Slot> = Vec::new();
         for job in jobs {
-            let p = match job.into_put() {
+            let p = match job
+                .into_put()
+                .and_then(|mut p| self.prepare(&mut p).map(|()| p))
+            {
                 Ok(p) => p,
                 Err(e) => {
                     slots.push(Slot::Failed(e));

@@ -184,6 +184,15 @@ pub(crate) fn set_token(body: &mut Vec<u8>, token: JobId) {
     let _ = write!(body, ",\"tok\":{token}}}");
 }
 
+/// Adds `"due":<ms>` to an envelope written by [`Envelope::write`] without
+/// a `due` field.
+pub(crate) fn set_due(body: &mut Vec<u8>, due_ms: i64) {
+    use std::io::Write as _;
+    debug_assert_eq!(body.last(), Some(&b'}'));
+    body.pop();
+    let _ = write!(body, ",\"due\":{due_ms}}}");
+}
+
 /// A 128-bit random id in hex.
 pub(crate) fn new_chain_id() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))

@@ -53,6 +53,21 @@ pub struct Envelope<'a> {
     /// The tick of a cron job's schedule this job runs for (Unix seconds).
     #[serde(default)]
     pub tick: Option<i64>,
+    /// When this job became (or becomes) due, in Unix milliseconds: its
+    /// put plus its delay. Queue latency is measured from here.
+    #[serde(default)]
+    pub due: Option<i64>,
+    /// Metadata added by enqueue hooks, as a JSON object.
+    #[serde(default, borrow)]
+    pub meta: Option<&'a RawValue>,
+    /// Why this job was buried: set only on the copy the worker buries
+    /// (see the worker's settle module).
+    #[serde(default, borrow)]
+    pub err: Option<&'a RawValue>,
+    /// Burial records of earlier lives of this job (before kicks), oldest
+    /// first, as a JSON array.
+    #[serde(default, borrow)]
+    pub history: Option<&'a RawValue>,
 }
 
 fn one() -> u32 {
@@ -119,39 +134,59 @@ impl<'a> Envelope<'a> {
         if let Some(t) = fields.tick {
             let _ = write!(out, ",\"tick\":{t}");
         }
+        if let Some(d) = fields.due {
+            let _ = write!(out, ",\"due\":{d}");
+        }
+        for (key, raw) in [
+            ("meta", fields.meta),
+            ("err", fields.err),
+            ("history", fields.history),
+        ] {
+            if let Some(raw) = raw {
+                let _ = write!(out, ",\"{key}\":{raw}");
+            }
+        }
         out.push(b'}');
     }
 
     /// The envelope of the job that replaces job `prev`: same args, chain
     /// and overrides, with new counters and the next generation.
     pub fn successor(&self, prev: u64, run: u32, attempt: u32) -> Vec<u8> {
+        let history = self.merged_history();
         let mut out = Vec::with_capacity(self.args.get().len() + 80);
         Self::write(
             &mut out,
             self.args.get().as_bytes(),
             Fields {
-                run,
-                attempt,
-                chain: self.chain,
-                pri: self.pri,
-                ttr: self.ttr,
-                prev: Some(prev),
-                gen: self.gen.wrapping_add(1),
-                tok: self.tok,
-                tick: self.tick,
+                history: history.as_deref().or(self.history.map(RawValue::get)),
+                ..self.next_fields(prev, run, attempt)
             },
         );
         out
     }
 
+    /// The burial history of a kicked job's successor: the earlier records
+    /// plus this job's own `err`.
+    pub(crate) fn merged_history(&self) -> Option<String> {
+        let err = self.err?;
+        let mut items: Vec<&RawValue> = self
+            .history
+            .and_then(|h| serde_json::from_str(h.get()).ok())
+            .unwrap_or_default();
+        items.push(err);
+        serde_json::to_string(&items).ok()
+    }
+
     /// Like [`Envelope::successor`], for the run of a cron job at `tick`.
     pub fn successor_at(&self, prev: u64, run: u32, tick: i64) -> Vec<u8> {
+        let history = self.merged_history();
         let mut out = Vec::with_capacity(self.args.get().len() + 100);
         Self::write(
             &mut out,
             self.args.get().as_bytes(),
             Fields {
                 tick: Some(tick),
+                history: history.as_deref().or(self.history.map(RawValue::get)),
                 ..self.next_fields(prev, run, 0)
             },
         );
@@ -164,6 +199,8 @@ impl<'a> Envelope<'a> {
             attempt,
             prev: Some(prev),
             gen: self.gen.wrapping_add(1),
+            due: None,
+            err: None,
             ..self.fields()
         }
     }
@@ -180,6 +217,10 @@ impl<'a> Envelope<'a> {
             gen: self.gen,
             tok: self.tok,
             tick: self.tick,
+            due: self.due,
+            meta: self.meta.map(RawValue::get),
+            err: self.err.map(RawValue::get),
+            history: self.history.map(RawValue::get),
         }
     }
 }
@@ -205,6 +246,14 @@ pub struct Fields<'a> {
     pub tok: Option<u64>,
     /// A cron job's tick (Unix seconds).
     pub tick: Option<i64>,
+    /// When the job is due (Unix milliseconds).
+    pub due: Option<i64>,
+    /// Hook metadata: a JSON object, written as is.
+    pub meta: Option<&'a str>,
+    /// Burial record: a JSON object, written as is.
+    pub err: Option<&'a str>,
+    /// Earlier burial records: a JSON array, written as is.
+    pub history: Option<&'a str>,
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 mod enqueue;
 mod envelope;
 
-pub(crate) use enqueue::{secs_ceil, set_token};
+pub(crate) use enqueue::{secs_ceil, set_due, set_token};
 pub use enqueue::{Enqueue, JobHandle, PreparedPut};
 
 pub use envelope::{Envelope, Fields, ENVELOPE_VERSION};
@@ -12,7 +12,98 @@ use std::future::Future;
 use std::pin::Pin;
 
 /// The future a handler returns: the outcome of one run.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Outcome> + Send + 'static>>;
+
+/// The outcome of one run of a handler.
+pub type Outcome = Result<(), Failure>;
+
+/// How a run failed: the error's text and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The error's `Display` text.
+    pub message: String,
+    /// Whether and when to try again.
+    pub retry: Retry,
+}
+
+/// Whether and when a failed job is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Retry {
+    /// After the job's backoff, while retries are left (the default).
+    #[default]
+    Backoff,
+    /// After this delay (whole seconds, rounded up), while retries are left.
+    After(std::time::Duration),
+    /// Never: bury the job now.
+    Never,
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        Failure::from(message.to_owned())
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure {
+            message,
+            retry: Retry::Backoff,
+        }
+    }
+}
+
+/// An error a job function returns to say more than "failed":
+/// `Result<(), bsjobs::JobError>`. Any `Display` error converts into it
+/// with `?` (an ordinary failure, retried with backoff); the constructors
+/// give up at once or ask for a specific delay.
+///
+/// ```
+/// use bsjobs::JobError;
+///
+/// #[bsjobs::job(tube = "charge", retries = 5)]
+/// async fn charge(order: u64) -> Result<(), JobError> {
+///     if order == 0 {
+///         // No retry can fix this: bury the job now, with this error.
+///         return Err(JobError::permanent("order 0 does not exist"));
+///     }
+///     // Rate limited: try again in a minute (counts as an attempt).
+///     Err(JobError::retry_in(std::time::Duration::from_secs(60), "gateway busy"))
+/// }
+/// # fn main() {}
+/// ```
+#[derive(Debug)]
+pub struct JobError(Failure);
+
+impl JobError {
+    /// A failure no retry can fix: the job is buried at once.
+    pub fn permanent(error: impl std::fmt::Display) -> Self {
+        JobError(Failure {
+            message: error.to_string(),
+            retry: Retry::Never,
+        })
+    }
+
+    /// A failure to retry after `delay` rather than the backoff (while
+    /// retries are left).
+    pub fn retry_in(delay: std::time::Duration, error: impl std::fmt::Display) -> Self {
+        JobError(Failure {
+            message: error.to_string(),
+            retry: Retry::After(delay),
+        })
+    }
+
+    /// What the worker makes of it.
+    pub fn failure(&self) -> &Failure {
+        &self.0
+    }
+}
+
+impl<E: std::fmt::Display> From<E> for JobError {
+    fn from(e: E) -> Self {
+        JobError(Failure::from(e.to_string()))
+    }
+}
 
 /// Decodes the `args` object of an envelope and starts the job function.
 ///
@@ -116,24 +207,32 @@ impl Default for JobOptions {
 
 /// Turns what a job function returns into an outcome.
 ///
-/// Implemented for `()` and for `Result<(), E>` where `E: Display`.
+/// Implemented for `()`, for `Result<(), E>` where `E: Display`, and for
+/// `Result<(), JobError>`.
 #[diagnostic::on_unimplemented(
     message = "a bsjobs job must return `()` or `Result<(), E>` where `E: Display`",
     label = "this return type is not supported by #[bsjobs::job]"
 )]
 pub trait IntoOutcome {
-    /// `Err` carries the error's `Display` text.
-    fn into_outcome(self) -> Result<(), String>;
+    /// `Err` carries the error's `Display` text (and, for [`JobError`],
+    /// what to do about it).
+    fn into_outcome(self) -> Outcome;
 }
 
 impl IntoOutcome for () {
-    fn into_outcome(self) -> Result<(), String> {
+    fn into_outcome(self) -> Outcome {
         Ok(())
     }
 }
 
 impl<E: std::fmt::Display> IntoOutcome for Result<(), E> {
-    fn into_outcome(self) -> Result<(), String> {
-        self.map_err(|e| e.to_string())
+    fn into_outcome(self) -> Outcome {
+        self.map_err(|e| Failure::from(e.to_string()))
+    }
+}
+
+impl IntoOutcome for Result<(), JobError> {
+    fn into_outcome(self) -> Outcome {
+        self.map_err(|e| e.0)
     }
 }

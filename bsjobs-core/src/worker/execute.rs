@@ -8,7 +8,8 @@ use super::chain::{self, Next, Standing};
 use super::cron;
 use super::settle::{Purpose, Verdict};
 use crate::client::Client;
-use crate::job::{CatchUp, Envelope, JobDescriptor, JobOptions};
+use crate::hook::{Event, Hooks};
+use crate::job::{secs_ceil, CatchUp, Envelope, Failure, Fields, JobDescriptor, JobOptions, Retry};
 use crate::proto::JobId;
 use crate::Error;
 use futures_util::FutureExt as _;
@@ -23,6 +24,7 @@ pub(super) struct Ctx {
     pub(super) descriptor: &'static JobDescriptor,
     pub(super) control: Client,
     pub(super) server: usize,
+    pub(super) hooks: Hooks,
 }
 
 /// The job a handler is running for, as [`current_job`] returns it.
@@ -43,6 +45,8 @@ pub struct CurrentJob {
     pub chain: Option<String>,
     /// The tick of a cron job's schedule this run is for (Unix seconds).
     pub tick: Option<i64>,
+    /// Metadata enqueue hooks added (the envelope's `meta`).
+    pub meta: Option<serde_json::Value>,
 }
 
 tokio::task_local! {
@@ -68,7 +72,7 @@ pub(super) enum Cadence {
 #[derive(Debug)]
 pub(super) enum RunResult {
     Ok,
-    Failed(String),
+    Failed(Failure),
 }
 
 /// Runs the job with id `id` and body `body`, never panicking.
@@ -79,9 +83,24 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(tube = d.tube, id, error = %e, "cannot decode job body; burying it");
+            ctx.hooks.event(&Event::Undecodable {
+                tube: d.tube,
+                id,
+                error: &e.to_string(),
+            });
             return Verdict::Bury { pri: o.priority };
         }
     };
+    if env.err.is_some() && !kicked(ctx, id).await {
+        // A buried copy comes back only by a kick; one that came out of its
+        // delay is the leftover of a crash during its burial (settle.rs).
+        tracing::info!(
+            tube = d.tube,
+            id,
+            "copy of a buried job left by a crash; deleting it unrun"
+        );
+        return Verdict::Delete;
+    }
     let pri = env.pri.unwrap_or(o.priority);
     let repeating = o.repeat.is_some() || o.cron.is_some();
     let token = env.tok.filter(|_| repeating && env.chain.is_some());
@@ -133,25 +152,130 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
                 "cron tick missed while no worker ran; skipped (catch_up = \"none\")"
             );
             return match next_run() {
-                Ok(c) => decide(d.tube, o, id, &env, pri, token, RunResult::Ok, false, c),
+                Ok(c) => decide(
+                    d.tube,
+                    o,
+                    id,
+                    &env,
+                    pri,
+                    token,
+                    RunResult::Ok,
+                    false,
+                    c,
+                    cron::now_ms(),
+                ),
                 Err(v) => v,
             };
         }
     }
+    let began = std::time::Instant::now();
     let result = run(ctx, id, &env).await;
     let result = match result {
         Ok(r) => r,
         Err(v) => return v,
     };
+    let took = began.elapsed();
     let kicked = match &result {
         RunResult::Ok => false,
         RunResult::Failed(_) => kicked(ctx, id).await,
     };
+    let failure = match &result {
+        RunResult::Ok => None,
+        RunResult::Failed(f) => Some(f.message.clone()),
+    };
     // After the run: the delay of the next one counts from now.
-    match next_run() {
-        Ok(c) => decide(d.tube, o, id, &env, pri, token, result, kicked, c),
+    let verdict = match next_run() {
+        Ok(c) => decide(
+            d.tube,
+            o,
+            id,
+            &env,
+            pri,
+            token,
+            result,
+            kicked,
+            c,
+            cron::now_ms(),
+        ),
         Err(v) => v,
+    };
+    if !ctx.hooks.is_empty() {
+        let job = current_of(ctx, id, &env);
+        let event = match (&failure, &verdict) {
+            (None, _) => Event::Succeeded { job: &job, took },
+            (Some(error), Verdict::BuryCopy { .. } | Verdict::Bury { .. }) => {
+                Event::Buried { job: &job, error }
+            }
+            (
+                Some(error),
+                Verdict::Replace { next, .. }
+                | Verdict::Step {
+                    next: Some(next), ..
+                },
+            ) => Event::Failed {
+                job: &job,
+                error,
+                retry_in: next.delay,
+                took,
+            },
+            (Some(error), _) => Event::Buried { job: &job, error },
+        };
+        ctx.hooks.event(&event);
     }
+    verdict
+}
+
+/// Buries job `id` with a record of why in its body: a copy with `err`
+/// replaces it (see `settle.rs` for the crash analysis).
+fn bury(
+    tube: &str,
+    id: JobId,
+    env: &Envelope<'_>,
+    pri: u32,
+    attempt: u32,
+    error: &str,
+    now_ms: i64,
+) -> Verdict {
+    let _ = tube;
+    let record = serde_json::json!({
+        "error": error,
+        "attempt": attempt,
+        "at": now_ms,
+        "host": host(),
+        "pid": std::process::id(),
+        "job": id,
+    })
+    .to_string();
+    // A kicked job that is buried again keeps its earlier records.
+    let history = env.merged_history();
+    let mut body = Vec::with_capacity(env.args.get().len() + record.len() + 96);
+    Envelope::write(
+        &mut body,
+        env.args.get().as_bytes(),
+        Fields {
+            err: Some(&record),
+            prev: Some(id),
+            due: None,
+            history: history.as_deref().or(env.history.map(|h| h.get())),
+            ..env.fields()
+        },
+    );
+    Verdict::BuryCopy {
+        pri,
+        copy: Next {
+            body,
+            pri,
+            delay: super::settle::COPY_DELAY,
+            ttr: env.ttr.unwrap_or(60),
+        },
+    }
+}
+
+/// This machine's name, for burial records.
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// When the run after this one is due (`now_ms`: Unix milliseconds):
@@ -237,37 +361,76 @@ async fn run(ctx: &Ctx, id: JobId, env: &Envelope<'_>) -> Result<RunResult, Verd
         Ok(Ok(fut)) => fut,
         Ok(Err(e)) => {
             tracing::error!(tube = d.tube, id, error = %e, "cannot decode job arguments; burying it");
-            return Err(Verdict::Bury { pri });
+            let error = format!("cannot decode job arguments: {e}");
+            return Err(bury(
+                d.tube,
+                id,
+                env,
+                pri,
+                env.attempt,
+                &error,
+                cron::now_ms(),
+            ));
         }
         Err(p) => {
             let msg = super::panic_message(&*p);
             tracing::error!(tube = d.tube, id, error = %msg, "job arguments panicked while decoding; burying it");
-            return Err(Verdict::Bury { pri });
+            let error = format!("job arguments panicked while decoding: {msg}");
+            return Err(bury(
+                d.tube,
+                id,
+                env,
+                pri,
+                env.attempt,
+                &error,
+                cron::now_ms(),
+            ));
         }
     };
-    let current = CurrentJob {
-        id,
-        tube: d.tube,
-        server: ctx.server,
-        run: env.run,
-        attempt: env.attempt,
-        chain: env.chain.map(str::to_owned),
-        tick: env.tick,
+    let current = current_of(ctx, id, env);
+    let started = if ctx.hooks.is_empty() {
+        started
+    } else {
+        ctx.hooks.event(&Event::Started {
+            job: &current,
+            waited: env
+                .due
+                .map(|due| Duration::from_millis((cron::now_ms() - due).max(0) as u64)),
+        });
+        ctx.hooks.wrap(&current, started)
     };
     let run = CURRENT.scope(current, AssertUnwindSafe(started).catch_unwind());
     let result = match o.timeout {
         Some(t) => match tokio::time::timeout(Duration::from_secs(t.into()), run).await {
             Ok(r) => r,
-            Err(_) => Ok(Err(format!("timed out after {t}s"))),
+            Err(_) => Ok(Err(Failure::from(format!("timed out after {t}s")))),
         },
         None => run.await,
     };
     Ok(
-        match result.unwrap_or_else(|p| Err(format!("panicked: {}", super::panic_message(&*p)))) {
+        match result.unwrap_or_else(|p| {
+            Err(Failure::from(format!(
+                "panicked: {}",
+                super::panic_message(&*p)
+            )))
+        }) {
             Ok(()) => RunResult::Ok,
             Err(e) => RunResult::Failed(e),
         },
     )
+}
+
+fn current_of(ctx: &Ctx, id: JobId, env: &Envelope<'_>) -> CurrentJob {
+    CurrentJob {
+        id,
+        tube: ctx.descriptor.tube,
+        server: ctx.server,
+        run: env.run,
+        attempt: env.attempt,
+        chain: env.chain.map(str::to_owned),
+        tick: env.tick,
+        meta: env.meta.and_then(|m| serde_json::from_str(m.get()).ok()),
+    }
 }
 
 /// What to do with job `id` after its run: a pure function of the run's
@@ -283,17 +446,21 @@ pub(super) fn decide(
     result: RunResult,
     kicked: bool,
     cadence: Option<Cadence>,
+    now_ms: i64,
 ) -> Verdict {
     let ttr = env.ttr.unwrap_or(o.ttr);
-    let replace = |next: Next, purpose: Purpose| match token {
-        Some(token) => Verdict::Step {
-            token,
-            gen: env.gen,
-            next: Some(next),
-            pri,
-            purpose,
-        },
-        None => Verdict::Replace { next, pri, purpose },
+    let replace = |mut next: Next, purpose: Purpose| {
+        crate::job::set_due(&mut next.body, now_ms + i64::from(next.delay) * 1000);
+        match token {
+            Some(token) => Verdict::Step {
+                token,
+                gen: env.gen,
+                next: Some(next),
+                pri,
+                purpose,
+            },
+            None => Verdict::Replace { next, pri, purpose },
+        }
     };
     match result {
         RunResult::Ok => {
@@ -321,7 +488,8 @@ pub(super) fn decide(
             };
             replace(next, Purpose::NextRun)
         }
-        RunResult::Failed(error) => {
+        RunResult::Failed(failure) => {
+            let error = failure.message.as_str();
             // The attempt number travels in the envelope of the replacement
             // job; a kicked job starts a fresh set of attempts.
             let attempt = if kicked {
@@ -329,6 +497,16 @@ pub(super) fn decide(
             } else {
                 env.attempt.saturating_add(1)
             };
+            if failure.retry == Retry::Never {
+                tracing::error!(
+                    tube,
+                    id,
+                    attempt,
+                    error,
+                    "job failed permanently; burying it"
+                );
+                return bury(tube, id, env, pri, attempt, error, now_ms);
+            }
             if attempt > o.retries {
                 tracing::error!(
                     tube,
@@ -337,9 +515,12 @@ pub(super) fn decide(
                     error,
                     "job failed and its retries are spent; burying it"
                 );
-                return Verdict::Bury { pri };
+                return bury(tube, id, env, pri, attempt, error, now_ms);
             }
-            let delay = backoff(o.backoff, attempt);
+            let delay = match failure.retry {
+                Retry::After(d) => secs_ceil(d),
+                _ => backoff(o.backoff, attempt),
+            };
             tracing::warn!(
                 tube,
                 id,
@@ -402,7 +583,7 @@ mod tests {
         let env = Envelope::parse(br#"{"args":{}}"#).unwrap();
         let o = opts(None, None, 1);
         assert!(matches!(
-            decide("t", &o, 1, &env, 9, None, RunResult::Ok, false, None),
+            decide("t", &o, 1, &env, 9, None, RunResult::Ok, false, None, 0),
             Verdict::Delete
         ));
         match decide(
@@ -415,6 +596,7 @@ mod tests {
             RunResult::Failed("x".into()),
             false,
             None,
+            0,
         ) {
             Verdict::Replace { next, pri, purpose } => {
                 assert_eq!((pri, purpose), (9, Purpose::Retry));
@@ -434,9 +616,10 @@ mod tests {
                 None,
                 RunResult::Failed("x".into()),
                 false,
-                None
+                None,
+                0
             ),
-            Verdict::Bury { pri: 9 }
+            Verdict::BuryCopy { pri: 9, .. }
         ));
         // A kick grants a fresh set of attempts.
         assert!(matches!(
@@ -449,10 +632,66 @@ mod tests {
                 None,
                 RunResult::Failed("x".into()),
                 true,
-                None
+                None,
+                0
             ),
             Verdict::Replace { .. }
         ));
+    }
+
+    #[test]
+    fn permanent_failures_bury_at_once_and_chosen_delays_replace_the_backoff() {
+        let env = Envelope::parse(br#"{"args":{"a":1}}"#).unwrap();
+        let o = opts(None, None, 5);
+        let never = Failure {
+            message: "no".into(),
+            retry: Retry::Never,
+        };
+        match decide(
+            "t",
+            &o,
+            4,
+            &env,
+            9,
+            None,
+            RunResult::Failed(never),
+            false,
+            None,
+            1000,
+        ) {
+            Verdict::BuryCopy { pri: 9, copy } => {
+                let e = Envelope::parse(&copy.body).unwrap();
+                let err: serde_json::Value = serde_json::from_str(e.err.unwrap().get()).unwrap();
+                assert_eq!(
+                    (err["error"].as_str(), err["attempt"].as_u64()),
+                    (Some("no"), Some(1))
+                );
+                assert_eq!(e.args.get(), r#"{"a":1}"#);
+            }
+            v => panic!("{v:?}"),
+        }
+        let later = Failure {
+            message: "busy".into(),
+            retry: Retry::After(Duration::from_millis(2500)),
+        };
+        match decide(
+            "t",
+            &o,
+            4,
+            &env,
+            9,
+            None,
+            RunResult::Failed(later),
+            false,
+            None,
+            1000,
+        ) {
+            Verdict::Replace { next, .. } => {
+                assert_eq!(next.delay, 3);
+                assert_eq!(Envelope::parse(&next.body).unwrap().due, Some(4000));
+            }
+            v => panic!("{v:?}"),
+        }
     }
 
     #[test]
@@ -469,6 +708,7 @@ mod tests {
             RunResult::Ok,
             false,
             Some(Cadence::After(30)),
+            0,
         ) {
             Verdict::Step {
                 token: 5,
@@ -492,7 +732,8 @@ mod tests {
                 Some(5),
                 RunResult::Ok,
                 false,
-                Some(Cadence::After(30))
+                Some(Cadence::After(30)),
+                0
             ),
             Verdict::Step {
                 token: 5,

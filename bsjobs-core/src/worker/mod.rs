@@ -21,6 +21,7 @@ pub use execute::{current_job, CurrentJob};
 pub use shutdown::Shutdown;
 
 use crate::client::{Client, ClientConfig};
+use crate::hook::{Hook, Hooks};
 use crate::job::JobDescriptor;
 use crate::Error;
 use std::collections::HashMap;
@@ -53,6 +54,7 @@ pub struct Worker {
     per_tube: HashMap<String, usize>,
     grace: Duration,
     shutdown: Option<Shutdown>,
+    hooks: Hooks,
 }
 
 impl Worker {
@@ -65,6 +67,7 @@ impl Worker {
             per_tube: HashMap::new(),
             grace: Duration::from_secs(30),
             shutdown: None,
+            hooks: Hooks::default(),
         }
     }
 
@@ -104,6 +107,14 @@ impl Worker {
     /// released back to the queue.
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
+        self
+    }
+
+    /// Adds a [hook](crate::hook) that wraps every run and hears every
+    /// lifecycle event; hooks run in the order they are added, the first
+    /// outermost.
+    pub fn hook(mut self, hook: impl Hook) -> Self {
+        self.hooks.0.push(std::sync::Arc::new(hook));
         self
     }
 
@@ -181,6 +192,7 @@ impl Worker {
                     shutdown: shutdown.clone(),
                     control: control.clone(),
                     log: log.clone(),
+                    hooks: self.hooks.clone(),
                 });
                 tasks.spawn(lp.run());
             }

@@ -20,6 +20,11 @@ use super::chain::{Decision, Next, Step, StepEnd};
 use super::cmd::{refusal, Cmd};
 use crate::proto::{JobId, Response};
 
+/// Delay of the copy a burial puts, until the same step buries it (see
+/// [`Verdict::BuryCopy`]); only a crash between the two writes lets it run
+/// out, and the worker deletes such a copy unrun (it was never kicked).
+pub(super) const COPY_DELAY: u32 = 7 * 24 * 3600;
+
 /// Why a job is replaced by a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Purpose {
@@ -43,8 +48,19 @@ impl Purpose {
 pub(super) enum Verdict {
     /// Done for good: `delete`.
     Delete,
-    /// Give up: `bury`, for an operator to inspect and kick.
+    /// Give up: `bury`, for an operator to inspect and kick (a body that
+    /// cannot be decoded is buried as it is).
     Bury { pri: u32 },
+    /// Give up, saying why: the job is replaced by a copy whose envelope
+    /// carries the burial record (`err`), and the copy is buried. beanstalkd
+    /// cannot change a body, so: `put` the copy delayed ([`COPY_DELAY`]),
+    /// then, once it exists, `reserve-job` it, `bury` it and `delete` the
+    /// job in one write. A crash before that write leaves the job (it runs
+    /// again, at least once, as after any crash) and a delayed copy that
+    /// the worker deletes unrun when it comes due; after it, the buried
+    /// copy. Nothing is lost at any point. A refused copy buries the job
+    /// as it is.
+    BuryCopy { pri: u32, copy: Next },
     /// Replace the job by `next` (a retry or the next run): `put`, then
     /// `delete` once the put is answered.
     Replace {
@@ -78,6 +94,10 @@ pub(super) enum Settle {
     Chain {
         step: Step,
         purpose: Purpose,
+    },
+    BuryCopy {
+        job: JobId,
+        pri: u32,
     },
 }
 
@@ -125,6 +145,10 @@ impl Settle {
                 Settle::Final,
                 Progress::Finish(vec![Cmd::Bury { id: job, pri }], None),
             ),
+            Verdict::BuryCopy { pri, copy } => (
+                Settle::BuryCopy { job, pri },
+                Progress::Send(vec![copy.put()]),
+            ),
             Verdict::Cancelled { token } => (
                 Settle::Final,
                 Progress::Finish(
@@ -169,6 +193,32 @@ impl Settle {
                     }],
                     Some(Note::Refused {
                         what: purpose.as_str(),
+                        reply: other.map_or_else(|| "no reply".to_owned(), refusal),
+                        chain: false,
+                    }),
+                ),
+            },
+            Settle::BuryCopy { job, pri } => match replies.first() {
+                Some(Response::Inserted(copy)) => Progress::Finish(
+                    vec![
+                        Cmd::ReserveJob(*copy),
+                        Cmd::Bury {
+                            id: *copy,
+                            pri: *pri,
+                        },
+                        Cmd::Delete(*job),
+                    ],
+                    None,
+                ),
+                // Stored buried already (server out of memory): done.
+                Some(Response::BuriedId(_)) => Progress::Finish(vec![Cmd::Delete(*job)], None),
+                other => Progress::Finish(
+                    vec![Cmd::Bury {
+                        id: *job,
+                        pri: *pri,
+                    }],
+                    Some(Note::Refused {
+                        what: "the copy that records why it is buried",
                         reply: other.map_or_else(|| "no reply".to_owned(), refusal),
                         chain: false,
                     }),
@@ -256,6 +306,45 @@ mod tests {
 
     fn refusal_name(r: &Response) -> String {
         refusal(r)
+    }
+
+    #[test]
+    fn a_burial_with_its_record_deletes_the_job_only_after_the_copy_is_buried() {
+        let (mut s, p) = Settle::begin(
+            10,
+            Verdict::BuryCopy {
+                pri: 5,
+                copy: next(),
+            },
+        );
+        assert_eq!(p, Progress::Send(vec![next().put()]));
+        assert_eq!(
+            s.decide(&[Response::Inserted(11)]),
+            Progress::Finish(
+                vec![
+                    Cmd::ReserveJob(11),
+                    Cmd::Bury { id: 11, pri: 5 },
+                    Cmd::Delete(10)
+                ],
+                None
+            )
+        );
+        let (mut s, _) = Settle::begin(
+            10,
+            Verdict::BuryCopy {
+                pri: 5,
+                copy: next(),
+            },
+        );
+        let Progress::Finish(cmds, Some(Note::Refused { .. })) = s.decide(&[Response::JobTooBig])
+        else {
+            panic!("a refused copy is reported");
+        };
+        assert_eq!(
+            cmds,
+            vec![Cmd::Bury { id: 10, pri: 5 }],
+            "the job itself is kept"
+        );
     }
 
     #[test]

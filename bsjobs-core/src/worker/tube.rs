@@ -78,6 +78,7 @@ pub(super) struct Settings {
     pub(super) shutdown: Shutdown,
     pub(super) control: Client,
     pub(super) log: Limiter,
+    pub(super) hooks: crate::hook::Hooks,
 }
 
 /// What a job task reports: its verdict, for the reserving connection.
@@ -189,6 +190,7 @@ impl TubeLoop {
             descriptor: s.descriptor,
             control: s.control.clone(),
             server: s.server,
+            hooks: s.hooks.clone(),
         });
         TubeLoop {
             ctx,
