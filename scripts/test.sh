@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-beanstalkd.sh
+bash scripts/ensure-prometheus.sh
 exec cargo test --workspace "$@"

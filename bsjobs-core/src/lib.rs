@@ -12,6 +12,7 @@ pub mod client;
 mod error;
 pub mod hook;
 pub mod job;
+mod metrics;
 pub mod proto;
 pub mod testing;
 pub mod worker;

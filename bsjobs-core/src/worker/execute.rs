@@ -179,6 +179,14 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
         RunResult::Ok => false,
         RunResult::Failed(_) => kicked(ctx, id).await,
     };
+    if let RunResult::Ok = result {
+        tracing::debug!(
+            tube = d.tube,
+            id,
+            took_ms = took.as_millis() as u64,
+            "job succeeded"
+        );
+    }
     let failure = match &result {
         RunResult::Ok => None,
         RunResult::Failed(f) => Some(f.message.clone()),

@@ -55,6 +55,7 @@ pub struct Worker {
     grace: Duration,
     shutdown: Option<Shutdown>,
     hooks: Hooks,
+    metrics: Option<std::net::SocketAddr>,
 }
 
 impl Worker {
@@ -68,12 +69,35 @@ impl Worker {
             grace: Duration::from_secs(30),
             shutdown: None,
             hooks: Hooks::default(),
+            metrics: None,
         }
     }
 
-    /// A worker for the servers named by `BSJOBS_URL`.
+    /// A worker for the servers named by `BSJOBS_URL`; with
+    /// `BSJOBS_METRICS_ADDR` (`host:port`) set, it serves Prometheus metrics
+    /// there (see [`Worker::metrics`]).
     pub fn from_env() -> Result<Self, Error> {
-        Ok(Self::new(ClientConfig::from_env()?))
+        let mut w = Self::new(ClientConfig::from_env()?);
+        if let Ok(addr) = std::env::var("BSJOBS_METRICS_ADDR") {
+            if !addr.trim().is_empty() {
+                let addr = addr.trim().parse().map_err(|_| Error::BadUrl {
+                    url: addr.clone(),
+                    reason: "BSJOBS_METRICS_ADDR must be host:port, e.g. 127.0.0.1:9187",
+                })?;
+                w.metrics = Some(addr);
+            }
+        }
+        Ok(w)
+    }
+
+    /// Serves Prometheus metrics at `http://<addr>/metrics`: jobs
+    /// succeeded, failed, buried and undecodable, run duration and queue
+    /// latency histograms, jobs in flight, and queue depth per state read
+    /// from beanstalkd at each scrape, all by tube. Bind to loopback unless
+    /// the network in between is yours.
+    pub fn metrics(mut self, addr: std::net::SocketAddr) -> Self {
+        self.metrics = Some(addr);
+        self
     }
 
     /// A worker for `url` (`beanstalk://host:port[,host:port…]`).
@@ -175,6 +199,20 @@ impl Worker {
         let control = Client::with_config(self.config.clone());
         let log = log::Limiter::default();
         let mut tasks = tokio::task::JoinSet::new();
+        let mut hooks = self.hooks.clone();
+        if let Some(addr) = self.metrics {
+            let m = crate::metrics::Metrics::new();
+            hooks
+                .0
+                .push(std::sync::Arc::new(crate::metrics::MetricsHook(m.clone())));
+            tasks.spawn(crate::metrics::serve(
+                addr,
+                m,
+                control.clone(),
+                descriptors.iter().map(|d| d.tube).collect(),
+                shutdown.clone(),
+            ));
+        }
         for (server, addr) in self.config.servers.iter().enumerate() {
             for d in &descriptors {
                 let concurrency = self
@@ -192,7 +230,7 @@ impl Worker {
                     shutdown: shutdown.clone(),
                     control: control.clone(),
                     log: log.clone(),
-                    hooks: self.hooks.clone(),
+                    hooks: hooks.clone(),
                 });
                 tasks.spawn(lp.run());
             }
