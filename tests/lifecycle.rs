@@ -335,3 +335,48 @@ async fn burials_survive_server_kills_and_lose_nothing() {
     h.await.unwrap().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+static IDENTITIES: Mutex<Vec<(u64, Option<String>)>> = Mutex::new(Vec::new());
+
+#[bsjobs::job(tube = "l_identity", retries = 1, backoff = "1s")]
+async fn identified() -> Result<(), String> {
+    let j = bsjobs::current_job().unwrap();
+    IDENTITIES.lock().unwrap().push((j.id, j.identity));
+    Err("fails".into())
+}
+
+/// One identity for the whole life of a job: the first attempt, the
+/// retry, the buried copy and the run after a kick are four beanstalkd jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_keeps_one_identity_across_retries_burial_and_kicks() {
+    let (srv, client) = server();
+    let (sd, h) = spawn_worker(&srv.url(), &["l_identity"]);
+    let handle = Identified::new().client(&client).enqueue().await.unwrap();
+    assert_eq!(handle.identity.len(), 32);
+    let buried = || async { counts(&client, "l_identity").await.buried == 1 };
+    assert!(until(Duration::from_secs(6), buried).await);
+    let (copy, body) = buried_body(&client, "l_identity").await;
+    assert_eq!(
+        body["id"],
+        handle.identity.as_str(),
+        "the buried copy keeps it"
+    );
+    client.kick_job(0, copy).await.unwrap();
+    assert!(
+        until(Duration::from_secs(8), || async {
+            IDENTITIES.lock().unwrap().len() == 4 && counts(&client, "l_identity").await.buried == 1
+        })
+        .await
+    );
+    let seen = IDENTITIES.lock().unwrap().clone();
+    println!("runs: {seen:?}");
+    let ids: std::collections::BTreeSet<u64> = seen.iter().map(|s| s.0).collect();
+    assert_eq!(ids.len(), 4, "four beanstalkd jobs");
+    assert!(
+        seen.iter()
+            .all(|s| s.1.as_deref() == Some(handle.identity.as_str())),
+        "{seen:?}"
+    );
+    sd.trigger();
+    h.await.unwrap().unwrap();
+}

@@ -353,6 +353,7 @@ impl Client {
         };
         Ok(JobHandle {
             id,
+            identity: p.identity,
             tube: p.tube,
             chain: p.chain,
             token,
@@ -501,6 +502,7 @@ impl Client {
             }
             out.push(r.map(|id| JobHandle {
                 id,
+                identity: p.identity,
                 tube: b.tube,
                 chain: p.chain,
                 token,

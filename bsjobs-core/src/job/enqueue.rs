@@ -25,8 +25,14 @@ pub struct Enqueue {
 /// the chain id that names every later run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobHandle {
-    /// beanstalkd id of the job that was put.
+    /// beanstalkd id of the job that was put: the *current* job. A retry,
+    /// a burial with its error or the next run of a chain is a new
+    /// beanstalkd job with a new id; [`JobHandle::identity`] stays.
     pub id: JobId,
+    /// The job's stable identity, the same for its whole life: across
+    /// retries, burial, kicks and every run of a chain (whose identity is
+    /// its chain id). It is the envelope's `id` (or `chain`).
+    pub identity: String,
     /// The tube it was put into.
     pub tube: &'static str,
     /// Chain id of a repeating job; `None` for one-shot jobs.
@@ -118,12 +124,15 @@ impl Enqueue {
             (None, None) => self.options.delay,
         };
         let chain = self.options.repeat.map(|_| new_chain_id());
-        let mut body = Vec::with_capacity(args.len() + 48);
+        // A chain's identity is its chain id; a one-shot job gets its own.
+        let identity = chain.clone().unwrap_or_else(new_chain_id);
+        let mut body = Vec::with_capacity(args.len() + 96);
         Envelope::write(
             &mut body,
             &args,
             Fields {
                 chain: chain.as_deref(),
+                id: chain.is_none().then_some(identity.as_str()),
                 pri: self.priority,
                 ttr: self.ttr,
                 ..Fields::default()
@@ -136,6 +145,7 @@ impl Enqueue {
             ttr: self.ttr.unwrap_or(self.options.ttr),
             body,
             chain,
+            identity,
             client: self.client,
         })
     }
@@ -166,6 +176,8 @@ pub struct PreparedPut {
     pub body: Vec<u8>,
     /// Chain id of a repeating job.
     pub chain: Option<String>,
+    /// The job's stable identity (see [`JobHandle::identity`]).
+    pub identity: String,
     /// The client chosen with [`Enqueue::client`].
     pub client: Option<Client>,
 }

@@ -29,6 +29,10 @@ pub struct Envelope<'a> {
     /// Identity of a repeating chain, shared by all its runs.
     #[serde(default, borrow)]
     pub chain: Option<&'a str>,
+    /// Stable identity of a one-shot job, kept by its retries, burial and
+    /// kicks (a chain's identity is its `chain`). See [`Envelope::identity`].
+    #[serde(default, borrow)]
+    pub id: Option<&'a str>,
     /// Priority the producer chose, kept for later runs.
     #[serde(default)]
     pub pri: Option<u32>,
@@ -99,6 +103,13 @@ impl<'a> Envelope<'a> {
         Ok(env)
     }
 
+    /// The job's stable identity: the same for its whole life, across
+    /// retries, burial, kicks and (for a chain) runs; `None` for a body a
+    /// foreign producer put without one.
+    pub fn identity(&self) -> Option<&'a str> {
+        self.id.or(self.chain)
+    }
+
     /// Writes an envelope with the given fields.
     pub fn write(out: &mut Vec<u8>, args: &[u8], fields: Fields<'_>) {
         use std::io::Write as _;
@@ -109,6 +120,10 @@ impl<'a> Envelope<'a> {
         }
         if fields.attempt != 0 {
             let _ = write!(out, ",\"attempt\":{}", fields.attempt);
+        }
+        if let Some(i) = fields.id {
+            out.extend_from_slice(b",\"id\":");
+            let _ = serde_json::to_writer(&mut *out, i);
         }
         if let Some(c) = fields.chain {
             // Chain ids are generated hex strings; serialize anyway so that a
@@ -211,6 +226,7 @@ impl<'a> Envelope<'a> {
             run: self.run,
             attempt: self.attempt,
             chain: self.chain,
+            id: self.id,
             pri: self.pri,
             ttr: self.ttr,
             prev: self.prev,
@@ -234,6 +250,8 @@ pub struct Fields<'a> {
     pub attempt: u32,
     /// Chain id of a repeating job.
     pub chain: Option<&'a str>,
+    /// Stable identity of a one-shot job.
+    pub id: Option<&'a str>,
     /// Priority override.
     pub pri: Option<u32>,
     /// TTR override.

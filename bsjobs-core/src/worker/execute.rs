@@ -43,6 +43,9 @@ pub struct CurrentJob {
     pub attempt: u32,
     /// Chain id of a repeating or cron job.
     pub chain: Option<String>,
+    /// The job's stable identity (see `JobHandle::identity`), when its
+    /// envelope has one.
+    pub identity: Option<String>,
     /// The tick of a cron job's schedule this run is for (Unix seconds).
     pub tick: Option<i64>,
     /// Metadata enqueue hooks added (the envelope's `meta`).
@@ -436,6 +439,7 @@ fn current_of(ctx: &Ctx, id: JobId, env: &Envelope<'_>) -> CurrentJob {
         run: env.run,
         attempt: env.attempt,
         chain: env.chain.map(str::to_owned),
+        identity: env.identity().map(str::to_owned),
         tick: env.tick,
         meta: env.meta.and_then(|m| serde_json::from_str(m.get()).ok()),
     }
