@@ -230,6 +230,8 @@ struct Workers {
     spec: Spec,
     slots: Vec<Proc>,
     kills: usize,
+    /// Kills whose process was running and died of the SIGKILL.
+    confirmed_kills: usize,
     /// Workers that ended without being killed: each is a runtime failure.
     crashes: Vec<String>,
 }
@@ -241,6 +243,7 @@ impl Workers {
             spec,
             slots,
             kills: 0,
+            confirmed_kills: 0,
             crashes: Vec::new(),
         }
     }
@@ -268,11 +271,18 @@ impl Workers {
         let pid = self.slots[slot].pid;
         ledger.fault(&format!("kill-begin {pid}"));
         let p = &mut self.slots[slot];
+        let alive = p.exited().is_none();
         let _ = p.child.kill();
-        let _ = p.child.wait();
+        let status = p.child.wait();
         ledger.fault(&format!("kill-end {pid}"));
         self.slots[slot] = self.spec.spawn(slot);
         self.kills += 1;
+        {
+            use std::os::unix::process::ExitStatusExt;
+            if alive && status.is_ok_and(|s| s.signal() == Some(libc::SIGKILL)) {
+                self.confirmed_kills += 1;
+            }
+        }
         pid
     }
 
@@ -404,6 +414,16 @@ struct SoakParams {
     seed: u64,
 }
 
+/// Jobs each soak worker runs at once.
+const SOAK_CONCURRENCY: usize = 8;
+
+/// How long after its `done` a soak job may still run again when a fault
+/// strikes: its delete goes out in the worker's next write, normally within
+/// milliseconds; 500 ms allows for a loaded machine. A rerun of a job that
+/// finished earlier than this before the fault is a bug (its delete was held
+/// back or lost), not a consequence of the fault.
+const DELETE_WINDOW: Duration = Duration::from_millis(500);
+
 /// Handler time of soak job `n`: 1–30 ms, spread by a multiplicative hash.
 fn work_ms(n: u64) -> u64 {
     1 + (n.wrapping_mul(2_654_435_761) >> 7) % 30
@@ -454,7 +474,7 @@ async fn run_soak(p: SoakParams) {
     let ledger = Ledger::open(scratch.path("ledger")).unwrap();
     let mut srv = Beanstalkd::builder().binlog(scratch.path("binlog")).start();
     let client = Client::new(&srv.url()).unwrap();
-    let spec = Spec::new(&srv, &ledger, &scratch, "f_soak").concurrency(8);
+    let spec = Spec::new(&srv, &ledger, &scratch, "f_soak").concurrency(SOAK_CONCURRENCY);
     let mut workers = Workers::start(spec, p.workers);
     let mut rng = Rng::new(p.seed);
     let mut ids: Vec<(u64, JobId)> = Vec::with_capacity(p.jobs as usize);
@@ -521,7 +541,7 @@ async fn run_soak(p: SoakParams) {
     let mut tally;
     loop {
         workers.check();
-        tally = Tally::compute("soak", &enqueued, &ledger.read());
+        tally = Tally::compute_timed("soak", &enqueued, &ledger.read_lines(), DELETE_WINDOW);
         if tally.missing.is_empty() && live(&client, "f_soak").await == Some(0) {
             break;
         }
@@ -550,14 +570,17 @@ async fn run_soak(p: SoakParams) {
         }
     }
     let buried_left = buried(&client, "f_soak").await;
+    let live_left = live(&client, "f_soak").await;
     println!(
-        "{}: jobs={} workers={} kills={} restarts={} lost={} stuck={} dup={} (explained {}) \
-         reruns={} unexplained_reruns={} unexpected={} enqueue_retries={} crashes={} buried={} \
+        "{}: jobs={} workers={} kills={} (confirmed {}) restarts={} lost={} stuck={} dup={} (explained {}) \
+         reruns={} unexplained_reruns={} max_reruns_per_kill={} max_reruns_per_restart={} \
+         enqueue_excused={} unexpected={} enqueue_retries={} crashes={} buried={} live={:?} \
          elapsed={:.1}s seed={}",
         p.label,
         tally.enqueued,
         p.workers,
         workers.kills,
+        workers.confirmed_kills,
         restarts,
         lost.len(),
         stuck.len(),
@@ -565,10 +588,14 @@ async fn run_soak(p: SoakParams) {
         tally.explained_duplicates(),
         tally.reruns,
         tally.unexplained_reruns.len(),
+        tally.max_per_kill(),
+        tally.max_per_server_fault(),
+        tally.enqueue_excused,
         tally.unexpected.len(),
         enqueue_retries,
         workers.crashes.len(),
         buried_left,
+        live_left,
         elapsed.as_secs_f64(),
         p.seed,
     );
@@ -598,6 +625,45 @@ async fn run_soak(p: SoakParams) {
         few(&tally.unexplained_reruns)
     );
     assert_eq!(buried_left, 0, "no soak job fails, so none is buried");
+    assert_eq!(
+        live_left,
+        Some(0),
+        "the drain ends with an empty tube (no leftover twin, nothing delayed)"
+    );
+    // A kill can only make the jobs its worker held run again: those
+    // running and those whose delete had not gone out. Twice the
+    // concurrency is a generous ceiling; a worker that holds back deletes
+    // blows through it.
+    let per_kill = 2 * SOAK_CONCURRENCY;
+    assert!(
+        tally.max_per_kill() <= per_kill,
+        "one worker kill made {} jobs run again (at most {per_kill} expected): {:?}",
+        tally.max_per_kill(),
+        tally.per_fault
+    );
+    let per_restart = 2 * SOAK_CONCURRENCY * p.workers;
+    assert!(
+        tally.max_per_server_fault() <= per_restart,
+        "one server restart made {} jobs run again (at most {per_restart} expected)",
+        tally.max_per_server_fault()
+    );
+    if p.faults {
+        // The schedule kills a worker every 0.7–2 s from 0.5–1.5 s on; allow
+        // for a slow loop and the server restart's pause.
+        let min_kills = ((p.secs - 3.0) / 2.1).floor().max(1.0) as usize;
+        assert!(
+            workers.kills >= min_kills,
+            "only {} worker kills in {}s (at least {min_kills} scheduled)",
+            workers.kills,
+            p.secs
+        );
+        assert_eq!(
+            workers.confirmed_kills, workers.kills,
+            "every kill hit a running worker that died of SIGKILL"
+        );
+        let min_restarts = ((p.secs / 20.0) as usize).max(1);
+        assert_eq!(restarts, min_restarts, "server restarts that happened");
+    }
     if !p.faults {
         assert!(
             tally.duplicated.is_empty() && tally.reruns == 0,
