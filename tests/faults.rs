@@ -55,6 +55,11 @@ mod jobs {
         let _ = n;
     }
 
+    #[bsjobs::job(tube = "f_tight", ttr = "1s", retries = 0)]
+    pub async fn tight(n: u64, ms: u64) {
+        let _ = (n, ms);
+    }
+
     #[bsjobs::job(tube = "f_good", retries = 0)]
     pub async fn good(n: u64) {
         let _ = n;
@@ -71,7 +76,7 @@ mod jobs {
     }
 }
 
-use jobs::{Chain, ChainMax, Good, Long, Panics, Slow, Soak};
+use jobs::{Chain, ChainMax, Good, Long, Panics, Slow, Soak, Tight};
 
 // ---------------------------------------------------------------------------
 // Scaffolding: scratch directory, worker processes, a small PRNG.
@@ -1338,6 +1343,96 @@ async fn bad_jobs_are_buried_and_the_same_worker_runs_every_good_one() {
         "one burying line per bad job, none for good ones"
     );
     assert_eq!(live(&client, "f_good").await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadline_soon_replies_are_handled_while_a_job_runs_past_its_ttr() {
+    // A job with TTR 1 s runs 3 s. beanstalkd answers every reserve on the
+    // worker's connection with DEADLINE_SOON while that job is within a
+    // second of its deadline (always, with TTR 1 s) and the tube is empty.
+    // The worker must take that as "touch now", not as an error: the job
+    // runs once, other jobs of the tube still run, the connection stays.
+    let scratch = Scratch::new("deadline");
+    let ledger = Ledger::open(scratch.path("ledger")).unwrap();
+    let srv = Beanstalkd::start();
+    let client = Client::new(&srv.url()).unwrap();
+    let spec = Spec::new(&srv, &ledger, &scratch, "f_tight").concurrency(4);
+    let log_path = spec.log(0);
+    let mut workers = Workers::start(spec, 1);
+    let pid = workers.slots[0].pid;
+    wait_watching(&client, "f_tight", 1).await;
+    let long = Tight::new(0, 3000).client(&client).enqueue().await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || count(&ledger, |e| e
+            .is_start_of("tight"))
+            == 1)
+        .await,
+        "the long job starts"
+    );
+    // Short jobs arrive while the long one runs past its TTR.
+    let mut short = Vec::new();
+    for n in 1..=4 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Tight::new(n, 10).client(&client).enqueue().await.unwrap();
+        short.push(n);
+    }
+    let mid_run = client.stats_job(0, long.id).await.ok();
+    let mut all = short.clone();
+    all.push(0);
+    assert!(
+        eventually(Duration::from_secs(10), || Tally::compute(
+            "tight",
+            &all,
+            &ledger.read()
+        )
+        .missing
+        .is_empty())
+        .await,
+        "every job finishes"
+    );
+    assert!(
+        until(Duration::from_secs(5), || async {
+            live(&client, "f_tight").await == Some(0)
+        })
+        .await,
+        "the tube empties"
+    );
+    let tally = Tally::compute("tight", &all, &ledger.read());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let bad_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("unexpected reply")
+                || l.contains("unavailable")
+                || l.contains("no longer reserved")
+                || l.contains("ERROR")
+        })
+        .collect();
+    println!(
+        "deadline-soon: long job mid-run {:?}, reruns={} dup={} suspicious_log_lines={}",
+        mid_run
+            .as_ref()
+            .map(|s| (s.state.to_string(), s.reserves, s.timeouts)),
+        tally.reruns,
+        tally.duplicated.len(),
+        bad_lines.len()
+    );
+    assert_eq!(workers.slots[0].exited(), None, "the worker runs on");
+    assert_eq!(workers.slots[0].pid, pid);
+    assert!(workers.crashes.is_empty(), "{}", workers.crashes.join("\n"));
+    let mid_run = mid_run.expect("the long job exists while it runs");
+    assert_eq!(
+        (mid_run.reserves, mid_run.timeouts),
+        (1, 0),
+        "the long job stayed reserved by its worker, touched in time"
+    );
+    assert_eq!(tally.reruns, 0, "every job ran once");
+    assert!(
+        bad_lines.is_empty(),
+        "the worker logged trouble ({} lines, first 10):\n{}",
+        bad_lines.len(),
+        bad_lines[..bad_lines.len().min(10)].join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------
