@@ -205,6 +205,118 @@ async fn plain_functions_run_on_the_blocking_pool() {
     );
 }
 
+static BLOCK_NOW: AtomicUsize = AtomicUsize::new(0);
+static BLOCK_PEAK: AtomicUsize = AtomicUsize::new(0);
+static BLOCK_DONE: AtomicUsize = AtomicUsize::new(0);
+
+/// A plain job that holds its thread for `ms`.
+#[bsjobs::job(tube = "t_block")]
+fn block(ms: u64) {
+    let now = BLOCK_NOW.fetch_add(1, Ordering::SeqCst) + 1;
+    BLOCK_PEAK.fetch_max(now, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(ms));
+    BLOCK_NOW.fetch_sub(1, Ordering::SeqCst);
+    BLOCK_DONE.fetch_add(1, Ordering::SeqCst);
+}
+
+static NAP_DONE: AtomicUsize = AtomicUsize::new(0);
+
+/// The async control: waits `ms` without holding a thread.
+#[bsjobs::job(tube = "t_nap")]
+async fn nap(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    NAP_DONE.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Runs a ticker on the runtime while `n` jobs of `enqueue` run to
+/// `done() == n`; returns the ticker's longest gap beyond its 5 ms period
+/// and how long the jobs took.
+async fn ticker_gap_while(
+    n: usize,
+    enqueue: impl std::future::Future<Output = ()>,
+    done: impl Fn() -> usize,
+) -> (Duration, Duration) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let ticker = tokio::spawn(async move {
+        let mut worst = Duration::ZERO;
+        let mut last = Instant::now();
+        while !flag.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let now = Instant::now();
+            worst = worst.max((now - last).saturating_sub(Duration::from_millis(5)));
+            last = now;
+        }
+        worst
+    });
+    let t = Instant::now();
+    enqueue.await;
+    assert!(
+        eventually(Duration::from_secs(20), || done() >= n).await,
+        "{n} jobs finish"
+    );
+    let took = t.elapsed();
+    stop.store(true, Ordering::Release);
+    (ticker.await.unwrap(), took)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_jobs_do_not_stall_async_work_on_the_runtime() {
+    // Two runtime threads, like a small worker box. Four plain jobs that
+    // each hold a thread for 700 ms must run on the blocking pool: run on
+    // the runtime's own threads, they would stop every other task on it
+    // (a ticker here) for about a second.
+    let (srv, client) = server();
+    let (sd, h) = spawn_worker(&srv.url(), &["t_block", "t_nap"], 8);
+    let (control, control_took) = ticker_gap_while(
+        4,
+        async {
+            for r in client
+                .enqueue_many((0..4).map(|_| Nap::new(700).client(&client)))
+                .await
+            {
+                r.unwrap();
+            }
+        },
+        || NAP_DONE.load(Ordering::SeqCst),
+    )
+    .await;
+    let (plain, plain_took) = ticker_gap_while(
+        4,
+        async {
+            for r in client
+                .enqueue_many((0..4).map(|_| Block::new(700).client(&client)))
+                .await
+            {
+                r.unwrap();
+            }
+        },
+        || BLOCK_DONE.load(Ordering::SeqCst),
+    )
+    .await;
+    let peak = BLOCK_PEAK.load(Ordering::SeqCst);
+    println!(
+        "plain-vs-async: ticker's worst gap with 4 async jobs {:.1} ms (took {:.0} ms), \
+         with 4 plain jobs {:.1} ms (took {:.0} ms), plain jobs at once {peak}",
+        control.as_secs_f64() * 1e3,
+        control_took.as_secs_f64() * 1e3,
+        plain.as_secs_f64() * 1e3,
+        plain_took.as_secs_f64() * 1e3,
+    );
+    // Blocking both runtime threads stalls the ticker for ≥ 700 ms; the
+    // blocking pool leaves it as free as the async control, give or take
+    // the noise of a loaded machine.
+    assert!(
+        plain < control + Duration::from_millis(300),
+        "plain jobs stalled async work: worst ticker gap {plain:?} vs {control:?} with async jobs"
+    );
+    assert!(
+        peak >= 3,
+        "plain jobs run side by side on the blocking pool, not two at a time: peak {peak}"
+    );
+    stop(sd, h).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_n_runs_n_at_once() {
     let (srv, client) = server();

@@ -428,3 +428,66 @@ async fn a_job_whose_runs_reached_max_ends_without_running() {
     sd.trigger();
     h.await.unwrap().unwrap();
 }
+
+static LOST_RUNS: AtomicU32 = AtomicU32::new(0);
+
+#[bsjobs::job(tube = "r_lost", repeat = "1s")]
+async fn loses_its_token() {
+    LOST_RUNS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A token that is gone (deleted here; beanstalkd 1.12 can lose one after
+/// a restart) is replaced before the next run, and a crash's leftover of
+/// the chain adopts the same replacement: the chain runs on, as one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_whose_token_is_gone_gets_one_new_token_and_stays_one() {
+    let (srv, client) = server();
+    let (sd, h) = spawn_worker(&srv.url(), &["r_lost"]);
+    let handle = LosesItsToken::new()
+        .client(&client)
+        .enqueue()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(3), || LOST_RUNS.load(Ordering::SeqCst)
+            >= 1)
+        .await
+    );
+    // Wait for the next run to be scheduled, then lose the token and add a
+    // leftover twin of the chain, due a moment after the real job.
+    assert!(
+        until(Duration::from_secs(2), || async {
+            counts(&client, "r_lost").await.delayed == 1
+        })
+        .await
+    );
+    let token = handle.token.unwrap();
+    client.delete(0, token).await.unwrap();
+    let chain = handle.chain.clone().unwrap();
+    let twin = format!(
+        r#"{{"args":{{}},"chain":"{chain}","tok":{token},"gen":1,"prev":{}}}"#,
+        handle.id
+    );
+    client
+        .put("r_lost", 0, 1, 60, twin.into_bytes())
+        .await
+        .unwrap();
+    let before = LOST_RUNS.load(Ordering::SeqCst);
+    assert!(
+        eventually(Duration::from_secs(6), || LOST_RUNS.load(Ordering::SeqCst)
+            >= before + 3)
+        .await,
+        "the chain runs on"
+    );
+    assert!(
+        until(Duration::from_secs(3), || async {
+            counts(&client, "r_lost").await.live() == 1
+        })
+        .await,
+        "one chain: {:?}",
+        counts(&client, "r_lost").await
+    );
+    assert_eq!(counts(&client, TOKENS).await.live(), 1, "one new token");
+    sd.trigger();
+    h.await.unwrap().unwrap();
+}

@@ -1,6 +1,6 @@
 //! Failures: retries with backoff, burial, kicking, panics and timeouts.
 
-use bsjobs_tests::{counts_now, eventually, server, spawn_worker};
+use bsjobs_tests::{counts, counts_now, eventually, server, spawn_worker};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -144,6 +144,106 @@ async fn a_panicking_handler_is_retried_then_buried_and_the_worker_survives() {
         .await
     );
     assert!(!h.is_finished());
+    sd.trigger();
+    h.await.unwrap().unwrap();
+}
+
+static BACKOFF_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[bsjobs::job(tube = "f_backoff", retries = 60, backoff = "10s")]
+async fn backs_off(n: u32) -> Result<(), String> {
+    BACKOFF_CALLS.fetch_add(1, Ordering::SeqCst);
+    Err(format!("fails {n}"))
+}
+
+/// Waits for the worker to fail the one job in `f_backoff` and returns the
+/// replacement it scheduled: (id, envelope, `stats-job`). Deletes the
+/// replacement, so the tube is empty again.
+async fn replacement(
+    client: &bsjobs::Client,
+) -> (u64, serde_json::Value, bsjobs::proto::stats::JobStats) {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let c = counts(client, "f_backoff").await;
+        if c.delayed == 1 && c.ready == 0 && c.reserved == 0 {
+            break;
+        }
+        assert!(Instant::now() < end, "no retry was scheduled: {c:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (id, body) = client
+        .peek_delayed(0, "f_backoff")
+        .await
+        .unwrap()
+        .expect("the retry");
+    let stats = client.stats_job(0, id).await.unwrap();
+    client.delete(0, id).await.unwrap();
+    (id, serde_json::from_slice(&body).unwrap(), stats)
+}
+
+/// The documented range of the delay before retry `attempt` with base
+/// `base`: `base·2^(attempt-1)` capped at one hour, jittered into its upper
+/// half (whole seconds).
+fn documented(base: u64, attempt: u32) -> std::ops::RangeInclusive<u64> {
+    let full = (base << (attempt - 1).min(30)).min(3600);
+    full.div_ceil(2)..=full
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_delays_double_with_jitter_in_the_upper_half_and_cap_at_one_hour() {
+    let (srv, client) = server();
+    let (sd, h) = spawn_worker(&srv.url(), &["f_backoff"]);
+    // The first failure of a job enqueued the ordinary way.
+    let first = BacksOff::new(0).client(&client).enqueue().await.unwrap();
+    let (_, env, st) = replacement(&client).await;
+    assert_eq!(env["attempt"], 1, "{env}");
+    assert_eq!(env["prev"], first.id, "{env}");
+    let mut seen = vec![(1, st.delay)];
+    // Later failures: a job whose envelope says `attempt` failures came
+    // before (as a retry of the worker's own carries), so the next retry is
+    // number attempt + 1. Several jobs per attempt to see the jitter.
+    let mut plan: Vec<u32> = (1..=12).collect();
+    plan.extend([0, 0, 0, 0, 11, 11, 11, 11, 30, 30, 30, 30]);
+    for (i, prior) in plan.into_iter().enumerate() {
+        let body = format!(r#"{{"args":{{"n":{}}},"attempt":{prior}}}"#, i + 1);
+        let put = client
+            .put("f_backoff", 1024, 0, 60, body.into_bytes())
+            .await
+            .unwrap();
+        let (_, env, st) = replacement(&client).await;
+        assert_eq!(env["attempt"], prior + 1, "{env}");
+        assert_eq!(env["prev"], put, "{env}");
+        assert!(
+            st.time_left <= i64::from(st.delay) && st.time_left >= i64::from(st.delay) - 3,
+            "the retry waits its delay: {st:?}"
+        );
+        seen.push((prior + 1, st.delay));
+    }
+    println!("backoff (attempt, delay s): {seen:?}");
+    for &(attempt, delay) in &seen {
+        let range = documented(10, attempt);
+        assert!(
+            range.contains(&u64::from(delay)),
+            "retry {attempt} with backoff 10 s waits {delay} s, documented {range:?}"
+        );
+    }
+    // Jitter: the same attempt does not always wait the same time.
+    for attempt in [12, 31] {
+        let delays: std::collections::BTreeSet<u32> = seen
+            .iter()
+            .filter(|s| s.0 == attempt)
+            .map(|s| s.1)
+            .collect();
+        assert!(
+            delays.len() > 1,
+            "retry {attempt} waited {delays:?} every time: no jitter"
+        );
+    }
+    assert_eq!(
+        BACKOFF_CALLS.load(Ordering::SeqCst),
+        25,
+        "every job ran once and is waiting for its retry"
+    );
     sd.trigger();
     h.await.unwrap().unwrap();
 }

@@ -56,6 +56,15 @@ async fn long(n: u64) {
     ledger().done("long", n);
 }
 
+/// TTR of one second: while it runs, beanstalkd answers the worker's
+/// reserves on this connection with `DEADLINE_SOON`.
+#[bsjobs::job(tube = "f_tight", ttr = "1s", retries = 0)]
+async fn tight(n: u64, ms: u64) {
+    ledger().start("tight", n);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    ledger().done("tight", n);
+}
+
 /// A well-behaved job, run between bad ones.
 #[bsjobs::job(tube = "f_good", retries = 0)]
 async fn good(n: u64) {

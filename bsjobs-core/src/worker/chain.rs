@@ -13,8 +13,12 @@
 //!
 //! # The rule
 //! A chain job runs only if the token names it ([`standing`] is
-//! [`Standing::Current`]); a job the token does not name is deleted unrun.
-//! At most one job matches the token, so the chain cannot fork.
+//! [`Standing::Current`]), or if the job the token names is gone; a job
+//! the token does not name is deleted unrun while the named job exists. At
+//! most one job matches the token, so the chain cannot fork; and a job is
+//! only dropped in favour of one that exists, so the chain cannot die, even
+//! when beanstalkd loses or reverts the token itself (beanstalkd 1.12 can,
+//! for a buried job updated soon after a restart: `tests/binlog.rs`).
 //!
 //! # A step
 //! A step (the next run, a retry, or the end) goes out on the connection
@@ -43,14 +47,16 @@
 //! ([`Step::decide`]).
 //!
 //! A token that is gone (deleted by hand, or lost by beanstalkd 1.12 itself,
-//! which can lose a buried job updated soon after a restart) costs the chain
-//! this protection: it runs on, unguarded (`tests/repeat.rs`).
+//! which can lose a buried job updated soon after a restart) is replaced
+//! before the next run ([`adopt`]): once per lost token, under a lock, so
+//! that twins a crash left adopt the same replacement and the rule above
+//! applies again (`tests/repeat.rs`).
 //!
 //! # Cancel
 //! `Client::cancel` holds the token (`reserve-job`), deletes the job it
 //! names if that job is waiting (then the token: nothing is left), or else
-//! buries the token with priority [`CANCELLED`]; the run in progress sees it
-//! at its step and ends the chain, deleting job and token.
+//! buries the token with priority [`CANCELLED`]; the run in progress
+//! sees it at its step and ends the chain, deleting job and token.
 
 use super::cmd::Cmd;
 use crate::proto::stats::{JobState, JobStats};
@@ -118,18 +124,99 @@ pub(super) enum Standing {
 
 /// Whether `tube` holds chain tokens: [`TOKEN_TUBE`], or the cron tokens'
 /// tube (kept ready rather than buried: see `cron.rs`).
-pub(super) fn is_token_tube(tube: &str) -> bool {
+pub(crate) fn is_token_tube(tube: &str) -> bool {
     tube == TOKEN_TUBE || tube == super::cron::CRON_TUBE
 }
 
-/// The command that puts a held token back with priority `pri`: buried,
-/// or ready for a cron token.
+/// The command that puts a held token back with priority `pri`: buried
+/// for a chain token (`bury` is written to the binlog; a release with no
+/// delay is not, so a restart would revert the token), released for a
+/// cron token, which must stay ready for the cron lock (see `cron.rs`).
 fn put_back(token: JobId, tube: &str, pri: u32) -> Cmd {
     if tube == super::cron::CRON_TUBE {
         Cmd::Release { id: token, pri }
     } else {
         Cmd::Bury { id: token, pri }
     }
+}
+
+/// The tube of records of lost tokens and their replacements (see
+/// [`adopt`]).
+pub(crate) const LOST_TUBE: &str = "bsjobs.chains.lost";
+/// How long a record of a lost token is kept.
+const LOST_KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
+
+#[derive(serde::Deserialize)]
+struct LostRecord {
+    lost: JobId,
+    token: JobId,
+    at: i64,
+}
+
+/// Gives job `job` of `chain`, whose token `lost` is gone (deleted, or lost
+/// by beanstalkd 1.12 itself), the chain's replacement token: one per lost
+/// token, made under the lock of `cron.rs` on [`LOST_TUBE`] and recorded
+/// there, so that every job of the chain (twins a crash left included)
+/// adopts the same one and the rule of this module applies again. A new
+/// token names `job`.
+pub(super) async fn adopt(
+    addr: &str,
+    config: &crate::client::ClientConfig,
+    chain: &str,
+    tube: &str,
+    lost: JobId,
+    job: JobId,
+) -> Result<JobId, crate::Error> {
+    use super::cron;
+    use crate::proto::Command;
+    let mut conn = crate::client::Connection::connect(addr, config).await?;
+    let mut held = cron::hold_exclusive(&mut conn, LOST_TUBE).await?;
+    let now = cron::now_ms();
+    let mut found = None;
+    for h in held.iter_mut() {
+        if let Ok(r) = serde_json::from_slice::<LostRecord>(&h.body) {
+            if r.lost == lost {
+                found = Some(r.token);
+            } else if now - r.at > LOST_KEEP_MS {
+                h.drop = true;
+            }
+        }
+    }
+    let live = match found {
+        Some(t) => matches!(conn.request(&Command::StatsJob(t)).await?, Response::Ok(_)),
+        None => false,
+    };
+    let token = match (found, live) {
+        (Some(t), true) => t,
+        _ => {
+            let t = cron::put(
+                &mut conn,
+                TOKEN_TUBE,
+                mark(job),
+                &token_body(chain, tube),
+                0,
+            )
+            .await?;
+            let record = serde_json::json!({
+                "bsjobs": "lost-token",
+                "lost": lost,
+                "token": t,
+                "chain": chain,
+                "at": now,
+            })
+            .to_string();
+            cron::put(&mut conn, LOST_TUBE, 0, record.as_bytes(), 0).await?;
+            tracing::warn!(
+                chain,
+                lost,
+                token = t,
+                "the chain's token was gone; made a new one"
+            );
+            t
+        }
+    };
+    cron::release_all(&mut conn, &held).await?;
+    Ok(token)
 }
 
 /// Where job `id` (generation `gen`) stands, given its token's `stats-job`.
@@ -145,6 +232,18 @@ pub(super) fn standing(id: JobId, gen: u32, token: Option<&JobStats>) -> Standin
         UNBOUND if gen == 0 => Standing::Current,
         p if p == mark(id) => Standing::Current,
         _ => Standing::Superseded,
+    }
+}
+
+/// The job a token of priority `pri` names, as seen by job `id` of
+/// generation `gen` that it does not name: the job its mark names, or for
+/// an unbound token the chain's first job, which a generation-1 job knows
+/// as its `prev`. `None` when it cannot be told (the token is then stale).
+pub(super) fn named_by(pri: u32, gen: u32, prev: Option<JobId>, id: JobId) -> Option<JobId> {
+    match pri {
+        UNBOUND if gen == 1 => prev,
+        UNBOUND | CANCELLED => None,
+        p => named(p, id),
     }
 }
 
@@ -206,6 +305,11 @@ pub(super) struct Step {
     put: Option<JobId>,
     /// beanstalkd's refusal of the next job, once refused.
     refused: Option<String>,
+    /// The job this one replaced (envelope `prev`).
+    prev: Option<JobId>,
+    /// Waiting for `stats-job` of the job the token names (priority and
+    /// tube of the token).
+    verify: Option<(u32, String)>,
 }
 
 /// What to do after the replies of a write.
@@ -231,7 +335,16 @@ impl Step {
             pri,
             put: None,
             refused: None,
+            prev: None,
+            verify: None,
         }
+    }
+
+    /// The job this one replaced, to check a token that still names the
+    /// chain's first job.
+    pub(super) fn with_prev(mut self, prev: Option<JobId>) -> Step {
+        self.prev = prev;
+        self
     }
 
     fn needs_put(&self) -> bool {
@@ -249,6 +362,20 @@ impl Step {
 
     /// Decides from the replies to the commands [`Step::begin`] returned.
     pub(super) fn decide(&mut self, replies: &[Response]) -> Decision {
+        if let Some((pri, tube)) = self.verify.take() {
+            // The reply to `stats-job` of the job the token names: if that
+            // job is gone, the token is stale (beanstalkd lost or reverted
+            // it) and this job carries the chain on.
+            let exists = replies
+                .first()
+                .and_then(job_stats)
+                .is_some_and(|s| !is_token_tube(&s.tube));
+            return if exists {
+                self.superseded(pri, &tube)
+            } else {
+                self.current(pri, &tube)
+            };
+        }
         let held = matches!(replies.first(), Some(Response::Reserved { .. }));
         let stats = replies.get(1).and_then(job_stats);
         if self.needs_put() {
@@ -287,20 +414,24 @@ impl Step {
             };
         }
         let pri = stats.as_ref().map_or(UNBOUND, |s| s.pri);
-        let tube = stats.as_ref().map_or(TOKEN_TUBE, |s| s.tube.as_str());
-        let back = put_back(t, tube, pri);
-        let orphan = self.put.map(Cmd::Delete);
+        let tube = stats
+            .as_ref()
+            .map_or(TOKEN_TUBE, |s| s.tube.as_str())
+            .to_owned();
         match standing(j, self.gen, stats.as_ref()) {
             Standing::Cancelled => {
-                let mut cmds: Vec<Cmd> = orphan.into_iter().collect();
+                let mut cmds: Vec<Cmd> = self.put.map(Cmd::Delete).into_iter().collect();
                 cmds.extend([Cmd::Delete(j), Cmd::Delete(t)]);
                 Decision::Finish(cmds, StepEnd::Cancelled)
             }
-            Standing::Superseded => {
-                let mut cmds: Vec<Cmd> = orphan.into_iter().collect();
-                cmds.extend([back, Cmd::Delete(j)]);
-                Decision::Finish(cmds, StepEnd::Superseded)
-            }
+            Standing::Superseded => match named_by(pri, self.gen, self.prev, j) {
+                // Only a job that exists can supersede this one: ask.
+                Some(n) => {
+                    self.verify = Some((pri, tube));
+                    Decision::Send(vec![Cmd::StatsJob(n)])
+                }
+                None => self.current(pri, &tube),
+            },
             // A held job that is not in the token tube is not our token:
             // hand it back as it was and step unguarded.
             Standing::Missing => {
@@ -323,40 +454,53 @@ impl Step {
                     }
                 }
             }
-            Standing::Current => match (refused, self.put, &self.next) {
-                (Some(reply), _, _) => Decision::Finish(
-                    vec![
-                        back,
-                        Cmd::Bury {
-                            id: j,
-                            pri: self.pri,
-                        },
-                    ],
-                    StepEnd::Refused { reply },
-                ),
-                (None, Some(next), _) => Decision::Finish(
-                    vec![put_back(t, tube, mark(next)), Cmd::Delete(j)],
-                    StepEnd::Stepped { next },
-                ),
-                (None, None, None) => {
-                    Decision::Finish(vec![Cmd::Delete(j), Cmd::Delete(t)], StepEnd::Ended)
-                }
-                // A next job with no put reply cannot happen: begin sends
-                // the put until one is answered. Keep the job and the
-                // token as they are.
-                (None, None, Some(_)) => Decision::Finish(
-                    vec![
-                        back,
-                        Cmd::Bury {
-                            id: j,
-                            pri: self.pri,
-                        },
-                    ],
-                    StepEnd::Refused {
-                        reply: "no reply to put".to_owned(),
+            Standing::Current => self.current(pri, &tube),
+        }
+    }
+
+    /// A newer job holds the token: end without a successor.
+    fn superseded(&self, pri: u32, tube: &str) -> Decision {
+        let mut cmds: Vec<Cmd> = self.put.map(Cmd::Delete).into_iter().collect();
+        cmds.extend([put_back(self.token, tube, pri), Cmd::Delete(self.job)]);
+        Decision::Finish(cmds, StepEnd::Superseded)
+    }
+
+    /// This job is the chain's: move the token to the next job, or end.
+    fn current(&self, pri: u32, tube: &str) -> Decision {
+        let (t, j) = (self.token, self.job);
+        let back = put_back(t, tube, pri);
+        match (self.refused.clone(), self.put, &self.next) {
+            (Some(reply), _, _) => Decision::Finish(
+                vec![
+                    back,
+                    Cmd::Bury {
+                        id: j,
+                        pri: self.pri,
                     },
-                ),
-            },
+                ],
+                StepEnd::Refused { reply },
+            ),
+            (None, Some(next), _) => Decision::Finish(
+                vec![put_back(t, tube, mark(next)), Cmd::Delete(j)],
+                StepEnd::Stepped { next },
+            ),
+            (None, None, None) => {
+                Decision::Finish(vec![Cmd::Delete(j), Cmd::Delete(t)], StepEnd::Ended)
+            }
+            // A next job with no put reply cannot happen: begin sends the
+            // put until one is answered. Keep the job and the token.
+            (None, None, Some(_)) => Decision::Finish(
+                vec![
+                    back,
+                    Cmd::Bury {
+                        id: j,
+                        pri: self.pri,
+                    },
+                ],
+                StepEnd::Refused {
+                    reply: "no reply to put".to_owned(),
+                },
+            ),
         }
     }
 }
@@ -468,6 +612,14 @@ mod tests {
         let d = s.decide(&[held(), token_stats(99, "reserved"), Response::Inserted(11)]);
         assert_eq!(
             d,
+            Decision::Send(vec![Cmd::StatsJob(99)]),
+            "does job 99 exist?"
+        );
+        let job_99 = Response::Ok(
+            b"---\nid: 99\ntube: t\nstate: delayed\npri: 5\nage: 0\ndelay: 0\nttr: 60\ntime-left: 3\nfile: 0\nreserves: 0\ntimeouts: 0\nreleases: 0\nburies: 0\nkicks: 0\n".to_vec(),
+        );
+        assert_eq!(
+            s.decide(&[job_99]),
             Decision::Finish(
                 vec![
                     Cmd::Delete(11),
@@ -489,6 +641,33 @@ mod tests {
                 vec![Cmd::Delete(11), Cmd::Delete(10), Cmd::Delete(7)],
                 StepEnd::Cancelled
             )
+        );
+    }
+
+    /// beanstalkd 1.12 can lose or revert a token; a token naming a job
+    /// that is gone must not kill the chain.
+    #[test]
+    fn a_token_naming_a_job_that_is_gone_lets_this_job_carry_the_chain() {
+        let mut s = Step::new(10, 3, 7, Some(next()), 5);
+        let d = s.decide(&[held(), token_stats(99, "reserved"), Response::Inserted(11)]);
+        assert_eq!(d, Decision::Send(vec![Cmd::StatsJob(99)]));
+        assert_eq!(
+            s.decide(&[Response::NotFound]),
+            Decision::Finish(
+                vec![Cmd::Bury { id: 7, pri: 11 }, Cmd::Delete(10)],
+                StepEnd::Stepped { next: 11 }
+            )
+        );
+        // An unbound token seen by a generation-2 job is stale: no check.
+        let mut s = Step::new(10, 2, 7, Some(next()), 5);
+        let d = s.decide(&[
+            held(),
+            token_stats(UNBOUND, "reserved"),
+            Response::Inserted(11),
+        ]);
+        assert!(
+            matches!(d, Decision::Finish(_, StepEnd::Stepped { next: 11 })),
+            "{d:?}"
         );
     }
 

@@ -153,13 +153,15 @@ fn token_of(body: &[u8]) -> Option<String> {
         .map(|t| t.cron)
 }
 
-/// A job of [`CRON_TUBE`] held by [`ensure`].
-struct Held {
-    id: JobId,
-    pri: u32,
+/// A job held by [`hold_exclusive`].
+pub(super) struct Held {
+    pub(super) id: JobId,
+    pub(super) pri: u32,
+    pub(super) body: Vec<u8>,
     cron: Option<String>,
-    /// Delete instead of releasing (a second token of one cron job).
-    drop: bool,
+    /// Delete instead of releasing (a second token of one cron job, an
+    /// expired record).
+    pub(super) drop: bool,
 }
 
 /// Makes sure every cron job in `crons` has exactly one live chain on the
@@ -170,27 +172,38 @@ pub(super) async fn ensure(
     crons: &[(&'static JobDescriptor, Schedule)],
 ) -> Result<(), Error> {
     let mut conn = Connection::connect(addr, config).await?;
-    expect(&mut conn, &Command::Watch(CRON_TUBE), |r| {
+    let mut held = hold_exclusive(&mut conn, CRON_TUBE).await?;
+    for (d, schedule) in crons {
+        repair(&mut conn, &mut held, d, schedule).await?;
+    }
+    release_all(&mut conn, &held).await
+}
+
+/// Holds every job of `tube` on `conn`, and returns them once no other
+/// connection holds any: the lock of the module docs. Release them with
+/// [`release_all`].
+pub(super) async fn hold_exclusive(conn: &mut Connection, tube: &str) -> Result<Vec<Held>, Error> {
+    expect(conn, &Command::Watch(tube), |r| {
         matches!(r, Response::Watching(_))
     })
     .await?;
-    expect(&mut conn, &Command::Ignore("default"), |r| {
+    expect(conn, &Command::Ignore("default"), |r| {
         matches!(r, Response::Watching(_))
     })
     .await?;
     let mut held = Vec::new();
     for attempt in 0..400u32 {
-        held.extend(hold_all(&mut conn).await?);
-        let st = tube_stats(&mut conn, CRON_TUBE).await?;
+        held.extend(hold_all(conn).await?);
+        let st = tube_stats(conn, tube).await?;
         let mine = held.len() as u64;
         if st.total() == 0 {
             // Nothing to hold yet: put a lock job and try again.
-            put(&mut conn, CRON_TUBE, 0, LOCK_BODY, 0).await?;
+            put(conn, tube, 0, LOCK_BODY, 0).await?;
             continue;
         }
         if st.reserved > mine {
             // Someone else holds some: let go and try again shortly.
-            release_all(&mut conn, &held).await?;
+            release_all(conn, &held).await?;
             held.clear();
             let pause = 5 + fastrand::u64(0..20 * u64::from(attempt.min(10) + 1));
             tokio::time::sleep(Duration::from_millis(pause)).await;
@@ -202,16 +215,12 @@ pub(super) async fn ensure(
             continue;
         }
         // Every job of the tube is ours: no other worker is in here.
-        for (d, schedule) in crons {
-            repair(&mut conn, &mut held, d, schedule).await?;
-        }
-        release_all(&mut conn, &held).await?;
-        return Ok(());
+        return Ok(held);
     }
-    release_all(&mut conn, &held).await?;
-    Err(Error::Unexpected(
-        "could not hold the cron tokens: other workers kept them for too long".to_owned(),
-    ))
+    release_all(conn, &held).await?;
+    Err(Error::Unexpected(format!(
+        "could not hold every job of {tube}: other workers kept them for too long"
+    )))
 }
 
 async fn hold_all(conn: &mut Connection) -> Result<Vec<Held>, Error> {
@@ -222,6 +231,7 @@ async fn hold_all(conn: &mut Connection) -> Result<Vec<Held>, Error> {
                 id,
                 pri: 0,
                 cron: token_of(&body),
+                body,
                 drop: false,
             }),
             Response::TimedOut => break,
@@ -235,7 +245,7 @@ async fn hold_all(conn: &mut Connection) -> Result<Vec<Held>, Error> {
     Ok(held)
 }
 
-async fn release_all(conn: &mut Connection, held: &[Held]) -> Result<(), Error> {
+pub(super) async fn release_all(conn: &mut Connection, held: &[Held]) -> Result<(), Error> {
     for h in held {
         let cmd = if h.drop {
             Command::Delete(h.id)
@@ -377,7 +387,7 @@ async fn put_job(
     put(conn, d.tube, d.options.priority, &body, delay).await
 }
 
-async fn put(
+pub(super) async fn put(
     conn: &mut Connection,
     tube: &str,
     pri: u32,

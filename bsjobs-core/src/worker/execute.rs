@@ -82,7 +82,9 @@ pub(super) enum RunResult {
 pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
     let d = ctx.descriptor;
     let o = &d.options;
-    let env = match Envelope::parse(body) {
+    // A body rewritten with a replacement token outlives the envelope.
+    let rebuilt: Vec<u8>;
+    let mut env = match Envelope::parse(body) {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(tube = d.tube, id, error = %e, "cannot decode job body; burying it");
@@ -106,9 +108,51 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
     }
     let pri = env.pri.unwrap_or(o.priority);
     let repeating = o.repeat.is_some() || o.cron.is_some();
-    let token = env.tok.filter(|_| repeating && env.chain.is_some());
-    if let Some(token) = token {
-        match token_standing(ctx, id, env.gen, token).await {
+    let mut token = env.tok.filter(|_| repeating && env.chain.is_some());
+    let mut standing = match token {
+        Some(t) => Some(token_standing(ctx, id, &env, t).await),
+        None => None,
+    };
+    if let (Some(lost), Some(Standing::Missing)) = (token, standing) {
+        {
+            // The token is gone: adopt the chain's replacement (made once
+            // per lost token, so that twins agree), and check against it.
+            let config = ctx.control.config();
+            let addr = &config.servers[ctx.server % config.servers.len()];
+            let chain_id = env.chain.unwrap_or_default();
+            match chain::adopt(addr, config, chain_id, d.tube, lost, id).await {
+                Ok(new) => {
+                    let mut b = Vec::with_capacity(body.len() + 8);
+                    Envelope::write(
+                        &mut b,
+                        env.args.get().as_bytes(),
+                        Fields {
+                            tok: Some(new),
+                            ..env.fields()
+                        },
+                    );
+                    rebuilt = b;
+                    match Envelope::parse(&rebuilt) {
+                        Ok(e) => {
+                            env = e;
+                            token = Some(new);
+                            standing = Some(token_standing(ctx, id, &env, new).await);
+                        }
+                        Err(e) => {
+                            tracing::error!(tube = d.tube, id, error = %e, "cannot rewrite the envelope; running unguarded");
+                            token = None;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(tube = d.tube, id, error = %e, "cannot replace the chain's lost token; running unguarded");
+                    token = None;
+                }
+            }
+        }
+    }
+    if let (Some(token), Some(standing)) = (token, standing) {
+        match standing {
             Standing::Superseded => {
                 tracing::info!(
                     tube = d.tube,
@@ -330,6 +374,7 @@ fn end(token: Option<JobId>, env: &Envelope<'_>, pri: u32) -> Verdict {
         Some(token) => Verdict::Step {
             token,
             gen: env.gen,
+            prev: env.prev,
             next: None,
             pri,
             purpose: Purpose::NextRun,
@@ -338,15 +383,38 @@ fn end(token: Option<JobId>, env: &Envelope<'_>, pri: u32) -> Verdict {
     }
 }
 
-async fn token_standing(ctx: &Ctx, id: JobId, gen: u32, token: JobId) -> Standing {
-    match ctx.control.stats_job(ctx.server, token).await {
-        Ok(s) => chain::standing(id, gen, Some(&s)),
-        Err(Error::NotFound) => Standing::Missing,
+async fn token_standing(ctx: &Ctx, id: JobId, env: &Envelope<'_>, token: JobId) -> Standing {
+    let stats = match ctx.control.stats_job(ctx.server, token).await {
+        Ok(s) => s,
+        Err(Error::NotFound) => return Standing::Missing,
         Err(e) => {
             // Never drop a job on doubt: run it; its step checks again.
             tracing::warn!(tube = ctx.descriptor.tube, id, error = %e, "cannot read the chain's token; running the job");
-            Standing::Current
+            return Standing::Current;
         }
+    };
+    match chain::standing(id, env.gen, Some(&stats)) {
+        Standing::Superseded => {
+            // Only a job that exists supersedes this one: a token naming a
+            // job that is gone is stale (beanstalkd lost or reverted it).
+            let Some(named) = chain::named_by(stats.pri, env.gen, env.prev, id) else {
+                return Standing::Current;
+            };
+            match ctx.control.stats_job(ctx.server, named).await {
+                Ok(s) if !chain::is_token_tube(&s.tube) => Standing::Superseded,
+                Ok(_) | Err(Error::NotFound) => {
+                    tracing::warn!(
+                        tube = ctx.descriptor.tube,
+                        id,
+                        named,
+                        "the chain's token names a job that is gone; this job carries the chain on"
+                    );
+                    Standing::Current
+                }
+                Err(_) => Standing::Current,
+            }
+        }
+        other => other,
     }
 }
 
@@ -467,6 +535,7 @@ pub(super) fn decide(
             Some(token) => Verdict::Step {
                 token,
                 gen: env.gen,
+                prev: env.prev,
                 next: Some(next),
                 pri,
                 purpose,

@@ -73,6 +73,7 @@ pub(super) enum Verdict {
     Step {
         token: JobId,
         gen: u32,
+        prev: Option<JobId>,
         next: Option<Next>,
         pri: u32,
         purpose: Purpose,
@@ -163,11 +164,12 @@ impl Settle {
             Verdict::Step {
                 token,
                 gen,
+                prev,
                 next,
                 pri,
                 purpose,
             } => {
-                let step = Step::new(job, gen, token, next, pri);
+                let step = Step::new(job, gen, token, next, pri).with_prev(prev);
                 let cmds = step.begin();
                 (Settle::Chain { step, purpose }, Progress::Send(cmds))
             }
