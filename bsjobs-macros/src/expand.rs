@@ -253,6 +253,17 @@ fn options_expr(p: &TokenStream, o: &Options) -> TokenStream {
         value.map(|v| quote!(#name: #v))
     })
     .collect();
+    let mut fields = fields;
+    if let Some(cron) = &o.cron {
+        let expr = &cron.expr;
+        fields.push(quote!(cron: ::core::option::Option::Some(#expr)));
+        if let Some(tz) = &cron.tz {
+            fields.push(quote!(tz: ::core::option::Option::Some(#tz)));
+        }
+        if cron.skip_missed {
+            fields.push(quote!(catch_up: #p::CatchUp::None));
+        }
+    }
     if fields.is_empty() {
         quote!(#p::JobOptions::DEFAULT)
     } else {

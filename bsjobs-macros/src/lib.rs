@@ -2,6 +2,7 @@
 //! the facade, as `#[bsjobs::job]`; this crate is an implementation detail.
 #![warn(missing_docs, unreachable_pub)]
 
+mod cron;
 mod ctxt;
 mod expand;
 mod parse;
@@ -72,6 +73,9 @@ use proc_macro::TokenStream;
 /// | `retries = 3` | retries after the first failed attempt, then the job is buried | `3` |
 /// | `backoff = "5s"` | wait before the first retry; doubles with each retry, with jitter, capped at 1 hour | `"5s"` |
 /// | `timeout = "5m"` | longest a single run may take before it counts as failed; at least 1s | none |
+/// | `cron = "0 9 * * MON-FRI"` | run on this schedule: 5 fields (minute hour day-of-month month day-of-week) or 6 with leading seconds (`"*/5 * * * * *"`); names like `MON-FRI`, `JAN` and nicknames like `@daily` work. A cron job has no parameters (a `JobContext` is fine) and no `repeat`, `delay` or `max` | none |
+/// | `tz = "Europe/Berlin"` | with `cron`: the IANA time zone the schedule is read in | `"UTC"` |
+/// | `catch_up = "one"` | with `cron`: after a time with no worker running, `"one"` run for all missed ticks, or `"none"` | `"one"` |
 /// | `crate = "::bsjobs"` | path of the bsjobs crate, for code that renames or re-exports it | `"::bsjobs"` |
 ///
 /// # What it generates
@@ -88,7 +92,9 @@ use proc_macro::TokenStream;
 ///
 /// Mistakes are reported at compile time, at the offending token: an unknown
 /// or repeated argument, a literal of the wrong kind, a duration that is not
-/// whole seconds, an invalid tube name, `max` without `repeat`, a parameter
+/// whole seconds, an invalid tube name, `max` without `repeat`, a cron
+/// expression or time zone that does not parse, `cron` with `repeat`,
+/// `delay`, `max` or parameters, `tz`/`catch_up` without `cron`, a parameter
 /// type that is borrowed or not serializable, and unsupported signatures.
 #[proc_macro_attribute]
 pub fn job(args: TokenStream, item: TokenStream) -> TokenStream {

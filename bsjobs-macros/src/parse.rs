@@ -10,7 +10,8 @@ use syn::{Expr, ExprLit, Lit, LitInt, LitStr, UnOp};
 
 /// Every key the attribute accepts, in the order the docs list them.
 pub(crate) const KEYS: &[&str] = &[
-    "tube", "priority", "ttr", "delay", "repeat", "max", "retries", "backoff", "timeout", "crate",
+    "tube", "priority", "ttr", "delay", "repeat", "max", "retries", "backoff", "timeout", "cron",
+    "tz", "catch_up", "crate",
 ];
 
 /// Words people reach for, mapped to the key that does that job.
@@ -31,6 +32,13 @@ const ALIASES: &[(&str, &str)] = &[
     ("max_retries", "retries"),
     ("retry_delay", "backoff"),
     ("deadline", "timeout"),
+    ("schedule", "cron"),
+    ("crontab", "cron"),
+    ("timezone", "tz"),
+    ("time_zone", "tz"),
+    ("zone", "tz"),
+    ("catchup", "catch_up"),
+    ("missed", "catch_up"),
 ];
 
 /// A duration as written: `"1h30m"` or a number of seconds.
@@ -50,6 +58,9 @@ pub(crate) struct Args {
     pub(crate) retries: Attr<LitInt>,
     pub(crate) backoff: Attr<DurationLit>,
     pub(crate) timeout: Attr<DurationLit>,
+    pub(crate) cron: Attr<LitStr>,
+    pub(crate) tz: Attr<LitStr>,
+    pub(crate) catch_up: Attr<LitStr>,
     pub(crate) krate: Attr<LitStr>,
 }
 
@@ -65,6 +76,9 @@ impl Args {
             retries: Attr::none("retries"),
             backoff: Attr::none("backoff"),
             timeout: Attr::none("timeout"),
+            cron: Attr::none("cron"),
+            tz: Attr::none("tz"),
+            catch_up: Attr::none("catch_up"),
             krate: Attr::none("crate"),
         }
     }
@@ -109,6 +123,11 @@ pub(crate) fn args(tokens: TokenStream, cx: &mut Ctxt) -> Args {
                 .set(cx, &path, integer("retries", &value, RETRIES_HINT)),
             "backoff" => args.backoff.set(cx, &path, duration("backoff", &value)),
             "timeout" => args.timeout.set(cx, &path, duration("timeout", &value)),
+            "cron" => args.cron.set(cx, &path, string("cron", &value, CRON_HINT)),
+            "tz" => args.tz.set(cx, &path, string("tz", &value, TZ_HINT)),
+            "catch_up" => args
+                .catch_up
+                .set(cx, &path, string("catch_up", &value, CATCH_UP_HINT)),
             "crate" => args
                 .krate
                 .set(cx, &path, string("crate", &value, CRATE_HINT)),
@@ -127,6 +146,10 @@ const PRIORITY_HINT: &str =
     "an integer literal from 0 to 4294967295, like `priority = 10` (smaller runs first)";
 const MAX_HINT: &str = "an integer literal, the number of runs, like `max = 5`";
 const RETRIES_HINT: &str = "an integer literal, like `retries = 3`";
+const CRON_HINT: &str =
+    "a string literal holding a cron expression, like `cron = \"0 9 * * MON-FRI\"`";
+const TZ_HINT: &str = "a string literal naming an IANA time zone, like `tz = \"Europe/Berlin\"`";
+const CATCH_UP_HINT: &str = "a string literal, `catch_up = \"one\"` or `catch_up = \"none\"`";
 const CRATE_HINT: &str = "a string literal holding a path, like `crate = \"::bsjobs\"`";
 
 /// `(a)` and invisible groups (from `macro_rules!` fragments) to what is inside.

@@ -45,6 +45,15 @@ pub(crate) struct Options {
     pub(crate) retries: Option<u32>,
     pub(crate) backoff: Option<u32>,
     pub(crate) timeout: Option<u32>,
+    pub(crate) cron: Option<Cron>,
+}
+
+/// A cron schedule, checked.
+pub(crate) struct Cron {
+    pub(crate) expr: String,
+    pub(crate) tz: Option<String>,
+    /// `catch_up = "none"`.
+    pub(crate) skip_missed: bool,
 }
 
 /// Checks `args` against `func`; `None` if anything was reported to `cx`.
@@ -59,6 +68,17 @@ pub(crate) fn job(args: Args, func: &ItemFn, cx: &mut Ctxt) -> Option<Job> {
     applied_once(func, cx);
     signature(func, cx);
     let params = params(func, cx);
+    if args.cron.get().is_some() {
+        if let Some(params) = &params {
+            if !params.is_empty() {
+                cx.error_spanned(
+                    &func.sig.inputs,
+                    "a cron job takes no arguments: its runs are started by its schedule, not by \
+                     `enqueue`, so nothing could pass them; read what it needs inside the function",
+                );
+            }
+        }
+    }
     let output = output(&func.sig.output, cx);
     trailing(func, cx);
     Some(Job {
@@ -87,6 +107,7 @@ fn options(args: &Args, cx: &mut Ctxt) -> Options {
         retries: args.retries.get().and_then(|(v, _)| int(v, "retries", cx)),
         backoff: seconds(args.backoff.get(), "backoff", 0, cx),
         timeout: seconds(args.timeout.get(), "timeout", 1, cx),
+        cron: cron(args, cx),
     };
     if let Some((lit, _)) = args.max.get() {
         if opts.max == Some(0) {
@@ -97,7 +118,7 @@ fn options(args: &Args, cx: &mut Ctxt) -> Options {
         }
     }
     if let Some((_, key)) = args.max.get() {
-        if args.repeat.get().is_none() {
+        if args.repeat.get().is_none() && args.cron.get().is_none() {
             cx.error_at(
                 key,
                 "`max` limits how often a repeating job runs, so it needs `repeat`, \
@@ -106,6 +127,96 @@ fn options(args: &Args, cx: &mut Ctxt) -> Options {
         }
     }
     opts
+}
+
+/// `cron`, `tz` and `catch_up`, and what they cannot be combined with.
+fn cron(args: &Args, cx: &mut Ctxt) -> Option<Cron> {
+    let Some((expr, _)) = args.cron.get() else {
+        for (given, key) in [
+            (args.tz.get().map(|(_, k)| k), "tz"),
+            (args.catch_up.get().map(|(_, k)| k), "catch_up"),
+        ] {
+            if let Some(span) = given {
+                cx.error_at(
+                    span,
+                    format_args!(
+                        "`{key}` only applies to a cron schedule, so it needs `cron`, like \
+                         `cron = \"0 9 * * MON-FRI\", {key} = {}`",
+                        if key == "tz" {
+                            "\"Europe/Berlin\""
+                        } else {
+                            "\"none\""
+                        }
+                    ),
+                );
+            }
+        }
+        return None;
+    };
+    let conflicts = [
+        (
+            args.repeat.get().map(|(_, k)| k),
+            "`repeat` cannot be combined with `cron`: a cron job's runs come from its \
+             schedule; keep one of the two",
+        ),
+        (
+            args.delay.get().map(|(_, k)| k),
+            "`delay` cannot be combined with `cron`: a cron job first runs at its \
+             schedule's next tick; remove `delay` (or start the schedule later in the \
+             expression)",
+        ),
+        (
+            args.max.get().map(|(_, k)| k),
+            "`max` cannot be combined with `cron`: a cron job runs for as long as its \
+             schedule fires; remove `max`",
+        ),
+    ];
+    for (key, msg) in conflicts {
+        if let Some(span) = key {
+            cx.error_at(span, msg);
+        }
+    }
+    let mut ok = true;
+    let text = expr.value();
+    if let Err(why) = crate::cron::check_expr(&text) {
+        cx.error_spanned(expr, why);
+        ok = false;
+    }
+    let tz = match args.tz.get() {
+        Some((lit, _)) => {
+            let name = lit.value();
+            if let Err(why) = crate::cron::check_tz(&name) {
+                cx.error_spanned(lit, why);
+                ok = false;
+            }
+            Some(name)
+        }
+        None => None,
+    };
+    let skip_missed = match args.catch_up.get() {
+        Some((lit, _)) => match lit.value().as_str() {
+            "one" => false,
+            "none" => true,
+            other => {
+                cx.error_spanned(
+                    lit,
+                    format_args!(
+                        "`catch_up = {other:?}` is not a choice: write `catch_up = \"one\"` \
+                         (one run on return for all ticks missed while no worker ran; the \
+                         default) or `catch_up = \"none\"` (skip them)"
+                    ),
+                );
+                ok = false;
+                false
+            }
+        },
+        None => false,
+    };
+    ok.then_some(Cron {
+        expr: text,
+        tz,
+        skip_missed,
+    })
 }
 
 /// A `u32` integer literal; other suffixes and out-of-range values are errors.

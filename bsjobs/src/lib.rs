@@ -109,7 +109,7 @@ pub mod proto {
 #[doc(hidden)]
 pub mod __private {
     pub use bsjobs_core::job::{
-        Enqueue, Handler, HandlerFuture, IntoOutcome, JobDescriptor, JobHandle, JobOptions,
+        CatchUp, Enqueue, Handler, HandlerFuture, IntoOutcome, JobDescriptor, JobHandle, JobOptions,
     };
     pub use bsjobs_core::Error;
     pub use inventory;
