@@ -54,6 +54,7 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
         tube,
         options,
         params,
+        context,
         is_async,
         output,
     } = job;
@@ -113,7 +114,19 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
     };
     let outcome_span = output.as_ref().map_or_else(|| ident.span(), |t| t.span());
     let outcome = quote_spanned!(outcome_span=> __bsjobs_into_outcome::<#outcome_ty>);
-    let call = quote_spanned!(ident.span()=> #ident(#(__bsjobs_args.#idents),*));
+    // The arguments in the function's order, with the context at its place.
+    let mut inputs: Vec<TokenStream> = idents.iter().map(|i| quote!(__bsjobs_args.#i)).collect();
+    let take_context = match context {
+        Some(c) => {
+            inputs.insert(c.position, quote!(__bsjobs_ctx));
+            // A type named `JobContext` that is not bsjobs' is reported here,
+            // at the parameter's type.
+            let ty = &c.ty;
+            quote_spanned!(ty.span()=> let __bsjobs_ctx: #ty = __bsjobs_ctx;)
+        }
+        None => quote!(let _ = __bsjobs_ctx;),
+    };
+    let call = quote_spanned!(ident.span()=> #ident(#(#inputs),*));
     let run = if *is_async {
         quote_spanned! {ident.span()=>
             // `Box::pin` spanned at the function keeps the "future is not Send"
@@ -212,10 +225,11 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
                 #p::IntoOutcome::into_outcome(outcome)
             }
 
-            fn __bsjobs_handler(args: &str)
+            fn __bsjobs_handler(args: &str, __bsjobs_ctx: #p::JobContext)
                 -> ::core::result::Result<#p::HandlerFuture, #p::serde_json::Error>
             {
                 let #bind_args = __bsjobs_deserialize_args #turbofish (args)?;
+                #take_context
                 ::core::result::Result::Ok(#run)
             }
 

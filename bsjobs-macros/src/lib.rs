@@ -50,6 +50,10 @@ use proc_macro::TokenStream;
 ///   `Serialize + DeserializeOwned` (`String`, not `&str`). The arguments travel
 ///   as a JSON object keyed by parameter name, so a producer in another
 ///   language can put `{"args":{"to":"…","subject":"…"}}` into the tube.
+/// - One parameter may be a `bsjobs::JobContext`, in any position and under
+///   any pattern: it is not an argument (`enqueue` does not take it); the
+///   worker fills it for each run with the current job id, the tube, the
+///   attempt and run numbers and the chain id.
 /// - It returns nothing, `()`, or `Result<(), E>` with `E: Display`. An `Err`
 ///   (or a panic, or a `timeout`) fails the run, which is then retried.
 /// - No `self`, generics, lifetimes, `const`, `unsafe` or `extern`.

@@ -22,15 +22,27 @@ pub(crate) struct Job {
     pub(crate) type_ident: Ident,
     pub(crate) tube: String,
     pub(crate) options: Options,
+    /// The arguments, in order, without the context.
     pub(crate) params: Vec<Param>,
+    pub(crate) context: Option<Context>,
     pub(crate) is_async: bool,
     /// The declared return type, where the outcome check points.
     pub(crate) output: Option<Type>,
 }
 
-/// One parameter: a plain name and an owned type.
+/// One argument: a plain name and an owned type.
 pub(crate) struct Param {
     pub(crate) ident: Ident,
+    pub(crate) ty: Type,
+    /// The parameter as written, for messages.
+    pub(crate) arg: syn::PatType,
+}
+
+/// The `JobContext` parameter.
+pub(crate) struct Context {
+    /// Its index among the function's parameters.
+    pub(crate) position: usize,
+    /// The type as written, where a type that is not bsjobs' is reported.
     pub(crate) ty: Type,
 }
 
@@ -69,18 +81,21 @@ pub(crate) fn job(args: Args, func: &ItemFn, cx: &mut Ctxt) -> Option<Job> {
     signature(func, cx);
     let params = params(func, cx);
     if args.cron.get().is_some() {
-        if let Some(params) = &params {
-            if !params.is_empty() {
+        if let Some((params, _)) = &params {
+            if let (Some(first), Some(last)) = (params.first(), params.last()) {
+                let (first, last) = (&first.arg, &last.arg);
                 cx.error_spanned(
-                    &func.sig.inputs,
+                    quote::quote!(#first #last),
                     "a cron job takes no arguments: its runs are started by its schedule, not by \
-                     `enqueue`, so nothing could pass them; read what it needs inside the function",
+                     `enqueue`, so nothing could pass them; read what it needs inside the function (a \
+                     `JobContext` parameter is fine)",
                 );
             }
         }
     }
     let output = output(&func.sig.output, cx);
     trailing(func, cx);
+    let (params, context) = params?;
     Some(Job {
         krate: krate?,
         ident,
@@ -88,7 +103,8 @@ pub(crate) fn job(args: Args, func: &ItemFn, cx: &mut Ctxt) -> Option<Job> {
         type_ident: type_ident?,
         tube: tube?,
         options,
-        params: params?,
+        params,
+        context,
         is_async: func.sig.asyncness.is_some(),
         output: output?,
     })
@@ -529,10 +545,12 @@ pub(crate) fn upper_camel(name: &str) -> String {
     out
 }
 
-fn params(func: &ItemFn, cx: &mut Ctxt) -> Option<Vec<Param>> {
+/// The job's arguments, and where the `JobContext` parameter is, if any.
+fn params(func: &ItemFn, cx: &mut Ctxt) -> Option<(Vec<Param>, Option<Context>)> {
     let mut params = Vec::new();
+    let mut context: Option<Context> = None;
     let mut ok = true;
-    for input in &func.sig.inputs {
+    for (position, input) in func.sig.inputs.iter().enumerate() {
         match input {
             FnArg::Receiver(recv) => {
                 ok = false;
@@ -542,6 +560,22 @@ fn params(func: &ItemFn, cx: &mut Ctxt) -> Option<Vec<Param>> {
                      through the queue; move the function out of the `impl` block and pass \
                      the data it needs as arguments",
                 );
+            }
+            FnArg::Typed(pt) if is_context(&pt.ty) => {
+                // Not an argument: any pattern will do, it is passed by position.
+                if context.is_some() {
+                    ok = false;
+                    cx.error_spanned(
+                        pt,
+                        "a job takes at most one `JobContext` parameter; remove this one \
+                         (the first already receives the job's context)",
+                    );
+                } else {
+                    context = Some(Context {
+                        position,
+                        ty: (*pt.ty).clone(),
+                    });
+                }
             }
             FnArg::Typed(pt) => {
                 let ident = match &*pt.pat {
@@ -563,19 +597,52 @@ fn params(func: &ItemFn, cx: &mut Ctxt) -> Option<Vec<Param>> {
                     Some(ident) if ty_ok => params.push(Param {
                         ident,
                         ty: (*pt.ty).clone(),
+                        arg: pt.clone(),
                     }),
                     _ => ok = false,
                 }
             }
         }
     }
-    ok.then_some(params)
+    ok.then_some((params, context))
+}
+
+/// `JobContext` (or a path ending in it, like `bsjobs::JobContext`): the
+/// macro cannot resolve types, so it goes by the name, and the generated
+/// code checks that the type is bsjobs' one.
+fn is_context(ty: &Type) -> bool {
+    match ty {
+        Type::Group(g) => is_context(&g.elem),
+        Type::Paren(p) => is_context(&p.elem),
+        Type::Path(p) => {
+            p.qself.is_none()
+                && p.path.segments.last().is_some_and(|s| {
+                    s.ident == "JobContext" && matches!(s.arguments, syn::PathArguments::None)
+                })
+        }
+        _ => false,
+    }
 }
 
 /// Rejects types that cannot be decoded into an owned value: references and
 /// `impl Trait`, at any depth. Whether the type is `Serialize +
 /// DeserializeOwned` is left to the compiler (see `expand`).
 fn check_param_type(ty: &Type, cx: &mut Ctxt) -> bool {
+    if let Some(ctx) = find_context(ty) {
+        let msg = match ty {
+            Type::Reference(r) if is_context(&r.elem) => {
+                "take the context by value, `ctx: JobContext`: the worker makes one for each run \
+                 and hands it over, so there is nothing to borrow it from"
+            }
+            _ => {
+                "`JobContext` must be a parameter's whole type, like `ctx: JobContext`: the \
+                 worker always provides it, and inside another type it would be a job argument, \
+                 which must be serializable"
+            }
+        };
+        cx.error_spanned(ctx, msg);
+        return false;
+    }
     let Some(bad) = find_unowned(ty) else {
         return true;
     };
@@ -601,6 +668,54 @@ fn check_param_type(ty: &Type, cx: &mut Ctxt) -> bool {
     };
     cx.error_spanned(bad, msg);
     false
+}
+
+/// A `JobContext` inside `ty` (which is not one itself), as the type to
+/// point at: `&JobContext` whole, else the inner `JobContext`.
+fn find_context(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Reference(r) if is_context(&r.elem) => Some(ty),
+        Type::Reference(r) => find_context(&r.elem),
+        _ => inner_types(ty).into_iter().find_map(|t| {
+            if is_context(t) {
+                Some(t)
+            } else {
+                find_context(t)
+            }
+        }),
+    }
+}
+
+/// The types directly inside `ty`: elements, type arguments.
+fn inner_types(ty: &Type) -> Vec<&Type> {
+    match ty {
+        Type::Array(a) => vec![&a.elem],
+        Type::Slice(s) => vec![&s.elem],
+        Type::Group(g) => vec![&g.elem],
+        Type::Paren(p) => vec![&p.elem],
+        Type::Ptr(p) => vec![&p.elem],
+        Type::Reference(r) => vec![&r.elem],
+        Type::Tuple(t) => t.elems.iter().collect(),
+        Type::Path(p) => p
+            .qself
+            .iter()
+            .map(|q| &*q.ty)
+            .chain(p.path.segments.iter().flat_map(|seg| {
+                match &seg.arguments {
+                    syn::PathArguments::AngleBracketed(a) => a
+                        .args
+                        .iter()
+                        .filter_map(|arg| match arg {
+                            syn::GenericArgument::Type(t) => Some(t),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>(),
+                    _ => Vec::new(),
+                }
+            }))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn find_unowned(ty: &Type) -> Option<&Type> {

@@ -93,7 +93,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub use bsjobs_core::client::{Client, ClientConfig};
-pub use bsjobs_core::job::{CatchUp, Enqueue, JobHandle, JobOptions};
+pub use bsjobs_core::job::{CatchUp, Enqueue, JobContext, JobHandle, JobOptions};
 pub use bsjobs_core::proto::JobId;
 pub use bsjobs_core::testing;
 pub use bsjobs_core::worker::{Shutdown, Worker};
@@ -109,7 +109,8 @@ pub mod proto {
 #[doc(hidden)]
 pub mod __private {
     pub use bsjobs_core::job::{
-        CatchUp, Enqueue, Handler, HandlerFuture, IntoOutcome, JobDescriptor, JobHandle, JobOptions,
+        CatchUp, Enqueue, Handler, HandlerFuture, IntoOutcome, JobContext, JobDescriptor,
+        JobHandle, JobOptions,
     };
     pub use bsjobs_core::Error;
     pub use inventory;

@@ -1,7 +1,10 @@
 //! What a job is: its registered descriptor, its options, its envelope.
 
+mod context;
 mod enqueue;
 mod envelope;
+
+pub use context::JobContext;
 
 pub(crate) use enqueue::{secs_ceil, set_token};
 pub use enqueue::{Enqueue, JobHandle, PreparedPut};
@@ -14,10 +17,11 @@ use std::pin::Pin;
 /// The future a handler returns: the outcome of one run.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;
 
-/// Decodes the `args` object of an envelope and starts the job function.
+/// Decodes the `args` object of an envelope and starts the job function,
+/// handing it `ctx` if it takes a [`JobContext`] parameter.
 ///
 /// An `Err` means the arguments could not be decoded; the job is buried.
-pub type Handler = fn(args: &str) -> Result<HandlerFuture, serde_json::Error>;
+pub type Handler = fn(args: &str, ctx: JobContext) -> Result<HandlerFuture, serde_json::Error>;
 
 /// Everything the worker knows about one job type. The `#[job]` attribute
 /// registers one per function with `inventory`.

@@ -7,7 +7,7 @@
 use super::chain::{self, Next, Standing};
 use super::settle::{Purpose, Verdict};
 use crate::client::Client;
-use crate::job::{Envelope, JobDescriptor, JobOptions};
+use crate::job::{Envelope, JobContext, JobDescriptor, JobOptions};
 use crate::proto::JobId;
 use crate::Error;
 use futures_util::FutureExt as _;
@@ -135,7 +135,8 @@ async fn run(ctx: &Ctx, id: JobId, env: &Envelope<'_>) -> Result<RunResult, Verd
     let d = ctx.descriptor;
     let o = &d.options;
     let pri = env.pri.unwrap_or(o.priority);
-    let started = match std::panic::catch_unwind(|| (d.handler)(env.args.get())) {
+    let job = context(ctx, id, env);
+    let started = match std::panic::catch_unwind(|| (d.handler)(env.args.get(), job)) {
         Ok(Ok(fut)) => fut,
         Ok(Err(e)) => {
             tracing::error!(tube = d.tube, id, error = %e, "cannot decode job arguments; burying it");
@@ -161,6 +162,16 @@ async fn run(ctx: &Ctx, id: JobId, env: &Envelope<'_>) -> Result<RunResult, Verd
             Err(e) => RunResult::Failed(e),
         },
     )
+}
+
+/// What the handler of job `id` is told about it.
+fn context(ctx: &Ctx, id: JobId, env: &Envelope<'_>) -> JobContext {
+    let mut job = JobContext::new(ctx.descriptor.tube, id);
+    job.attempt = env.attempt.saturating_add(1);
+    job.run = env.run.saturating_add(1);
+    job.chain = env.chain.map(str::to_owned);
+    job.server = ctx.server;
+    job
 }
 
 /// What to do with job `id` after its run: a pure function of the run's
