@@ -47,6 +47,32 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # The job's context
+//!
+//! A parameter of type [`JobContext`], in any position, is not an argument:
+//! the worker fills it for each run.
+//!
+//! ```
+//! use bsjobs::JobContext;
+//!
+//! #[bsjobs::job(tube = "charge", retries = 5)]
+//! async fn charge(order: u64, ctx: JobContext) -> Result<(), String> {
+//!     if ctx.attempt > 1 {
+//!         println!("order {order}: attempt {} (job {})", ctx.attempt, ctx.id);
+//!     }
+//!     Ok(())
+//! }
+//!
+//! # async fn app() -> Result<(), bsjobs::Error> {
+//! Charge::enqueue(42).await?; // the context is not an argument
+//! # Ok(()) }
+//! # fn main() {
+//! // A direct call, as in a unit test, makes its own context:
+//! # let _ =
+//! charge(42, JobContext::new("charge", 1));
+//! # }
+//! ```
+//!
 //! # Run a worker
 //!
 //! ```no_run

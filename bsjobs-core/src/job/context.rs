@@ -7,7 +7,7 @@ use std::time::SystemTime;
 /// of the job's arguments (`enqueue` does not take it) but is filled in by
 /// the worker for each run:
 ///
-/// ```
+/// ```ignore
 /// use bsjobs::JobContext;
 ///
 /// #[bsjobs::job(tube = "charge", retries = 5)]
@@ -18,11 +18,9 @@ use std::time::SystemTime;
 ///     Ok(())
 /// }
 ///
-/// # async fn app() -> Result<(), bsjobs::Error> {
 /// Charge::enqueue(42).await?; // the context is not an argument
-/// # Ok(()) }
-/// # fn main() {}
 /// ```
+/// (The `bsjobs` crate's documentation has this example as a doctest.)
 ///
 /// The function stays an ordinary function: to call it directly, for
 /// instance in a unit test, make a context with [`JobContext::new`].
