@@ -3,7 +3,7 @@
 //! arguments and runs the function, and the envelope `new` produces.
 
 use bsjobs::JobContext;
-use bsjobs_core::job::{HandlerFuture, JobDescriptor, JobOptions};
+use bsjobs_core::job::{BodyError, Handler, HandlerFuture, JobDescriptor, JobOptions};
 use serde_json::{json, Value};
 use std::fmt;
 use std::sync::Mutex;
@@ -89,7 +89,23 @@ fn descriptor(name: &str) -> &'static JobDescriptor {
 /// context.
 fn call(name: &str, args: &str) -> Result<HandlerFuture, serde_json::Error> {
     let d = descriptor(name);
-    (d.handler)(args, JobContext::new(d.tube, 1))
+    call_with(name, args, JobContext::new(d.tube, 1))
+}
+
+/// Starts job `name` with `args` and the context `ctx`.
+fn call_with(name: &str, args: &str, ctx: JobContext) -> Result<HandlerFuture, serde_json::Error> {
+    match descriptor(name).handler {
+        Handler::Args(h) => h(args, ctx),
+        Handler::Raw { .. } => panic!("{name} is a raw job"),
+    }
+}
+
+/// Starts raw job `name` with `body`; also returns whether it takes a context.
+fn call_raw(name: &str, body: &[u8], ctx: JobContext) -> (Result<HandlerFuture, BodyError>, bool) {
+    match descriptor(name).handler {
+        Handler::Raw { run, context } => (run(body, ctx), context),
+        Handler::Args(_) => panic!("{name} is not a raw job"),
+    }
 }
 
 #[test]
@@ -280,20 +296,23 @@ async fn the_context_reaches_the_function_in_its_position() {
     let mut ctx = JobContext::new(d.tube, 77);
     ctx.attempt = 3;
     ctx.run = 2;
-    (d.handler)(r#"{"who":"ada"}"#, ctx).unwrap().await.unwrap();
+    call_with("ctx_first", r#"{"who":"ada"}"#, ctx)
+        .unwrap()
+        .await
+        .unwrap();
     assert!(called("ctx_first", "ada ctx_first 77 3 2"));
 
     let d = descriptor("ctx_middle");
     let mut ctx = JobContext::new(d.tube, 5);
     ctx.chain = Some("c1".into());
-    (d.handler)(r#"{"a":10,"b":20}"#, ctx)
+    call_with("ctx_middle", r#"{"a":10,"b":20}"#, ctx)
         .unwrap()
         .await
         .unwrap();
     assert!(called("ctx_middle", r#"31 Some("c1")"#));
 
     let d = descriptor("ctx_only");
-    (d.handler)("{}", JobContext::new(d.tube, 1))
+    call_with("ctx_only", "{}", JobContext::new(d.tube, 1))
         .unwrap()
         .await
         .unwrap();
@@ -314,4 +333,78 @@ fn the_context_is_not_an_argument() {
 async fn a_job_with_a_context_stays_callable() {
     ctx_first(JobContext::new("ctx_first", 9), "direct".into()).await;
     assert!(called("ctx_first", "direct ctx_first 9 1 1"));
+}
+
+#[bsjobs::job(tube = "raw_bytes", raw)]
+async fn raw_bytes(body: Vec<u8>) {
+    record("raw_bytes", format!("{body:?}"));
+}
+
+#[bsjobs::job(tube = "raw_text", raw, priority = 3)]
+fn raw_text(ctx: JobContext, text: String) -> Result<(), String> {
+    record("raw_text", format!("{text} {}", ctx.attempt));
+    Ok(())
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Mail {
+    to: String,
+    n: u32,
+}
+
+#[bsjobs::job(tube = "raw_json", raw)]
+async fn raw_json(mail: Mail) {
+    record("raw_json", format!("{}/{}", mail.to, mail.n));
+}
+
+#[test]
+fn a_raw_job_puts_its_body_and_nothing_else() {
+    let put = RawBytes::new(b"\x00\xffbinary".to_vec())
+        .into_put()
+        .unwrap();
+    assert_eq!(put.body, b"\x00\xffbinary");
+    assert_eq!((put.tube, put.pri, put.chain), ("raw_bytes", 1024, None));
+    let put = RawText::new("plain text".into()).into_put().unwrap();
+    assert_eq!((put.body.as_slice(), put.pri), (&b"plain text"[..], 3));
+    let put = RawJson::new(Mail {
+        to: "a@b".into(),
+        n: 2,
+    })
+    .into_put()
+    .unwrap();
+    assert_eq!(put.body, br#"{"to":"a@b","n":2}"#);
+}
+
+#[tokio::test]
+async fn a_raw_handler_gets_the_body_in_its_shape() {
+    let ctx = || JobContext::new("raw", 1);
+    let (run, context) = call_raw("raw_bytes", b"\x01\x02", ctx());
+    assert!(!context);
+    run.unwrap().await.unwrap();
+    assert!(called("raw_bytes", "[1, 2]"));
+
+    let mut c = ctx();
+    c.attempt = 4;
+    let (run, context) = call_raw("raw_text", "grüße".as_bytes(), c);
+    assert!(context, "raw_text takes a JobContext");
+    run.unwrap().await.unwrap();
+    assert!(called("raw_text", "grüße 4"));
+    assert!(matches!(
+        call_raw("raw_text", b"\xff", ctx()).0,
+        Err(BodyError::Utf8(_))
+    ));
+
+    let (run, _) = call_raw("raw_json", br#"{"n":5,"to":"x@y","extra":1}"#, ctx());
+    run.unwrap().await.unwrap();
+    assert!(called("raw_json", "x@y/5"));
+    for bad in [
+        &b"{\"to\":1}"[..],
+        b"not json",
+        b"{\"args\":{\"to\":\"x\",\"n\":1}}",
+    ] {
+        assert!(
+            matches!(call_raw("raw_json", bad, ctx()).0, Err(BodyError::Json(_))),
+            "{bad:?}"
+        );
+    }
 }

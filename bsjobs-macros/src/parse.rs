@@ -11,7 +11,7 @@ use syn::{Expr, ExprLit, Lit, LitInt, LitStr, UnOp};
 /// Every key the attribute accepts, in the order the docs list them.
 pub(crate) const KEYS: &[&str] = &[
     "tube", "priority", "ttr", "delay", "repeat", "max", "retries", "backoff", "timeout", "cron",
-    "tz", "catch_up", "crate",
+    "tz", "catch_up", "raw", "crate",
 ];
 
 /// Words people reach for, mapped to the key that does that job.
@@ -61,6 +61,8 @@ pub(crate) struct Args {
     pub(crate) cron: Attr<LitStr>,
     pub(crate) tz: Attr<LitStr>,
     pub(crate) catch_up: Attr<LitStr>,
+    /// The flag `raw`: the body is the producer's bytes, no envelope.
+    pub(crate) raw: Attr<()>,
     pub(crate) krate: Attr<LitStr>,
 }
 
@@ -79,6 +81,7 @@ impl Args {
             cron: Attr::none("cron"),
             tz: Attr::none("tz"),
             catch_up: Attr::none("catch_up"),
+            raw: Attr::none("raw"),
             krate: Attr::none("crate"),
         }
     }
@@ -93,6 +96,23 @@ pub(crate) fn args(tokens: TokenStream, cx: &mut Ctxt) -> Args {
         let key = path
             .get_ident()
             .map(|i| syn::ext::IdentExt::unraw(i).to_string());
+        if key.as_deref() == Some("raw") {
+            // A flag: `raw` alone.
+            if meta.input.peek(syn::Token![=]) || meta.input.peek(syn::token::Paren) {
+                if meta.input.peek(syn::Token![=]) {
+                    let _ = meta.value()?.parse::<Expr>()?;
+                } else {
+                    let _ = meta.input.parse::<proc_macro2::Group>();
+                }
+                cx.error_spanned(
+                    &path,
+                    "`raw` is a flag: write it alone, like `#[bsjobs::job(tube = \"legacy\", raw)]`",
+                );
+                return Ok(());
+            }
+            args.raw.set(cx, &path, Ok(()));
+            return Ok(());
+        }
         if !meta.input.peek(syn::Token![=]) {
             // `tube`, `tube("x")`, `tube: "x"`: skip what follows and teach the form.
             if meta.input.peek(syn::token::Paren) {
@@ -128,6 +148,7 @@ pub(crate) fn args(tokens: TokenStream, cx: &mut Ctxt) -> Args {
             "catch_up" => args
                 .catch_up
                 .set(cx, &path, string("catch_up", &value, CATCH_UP_HINT)),
+            "raw" => unreachable!("`raw` is a flag, handled above"),
             "crate" => args
                 .krate
                 .set(cx, &path, string("crate", &value, CRATE_HINT)),

@@ -25,6 +25,8 @@ pub(crate) struct Job {
     /// The arguments, in order, without the context.
     pub(crate) params: Vec<Param>,
     pub(crate) context: Option<Context>,
+    /// For a raw job, how its one parameter receives the body.
+    pub(crate) raw: Option<Body>,
     pub(crate) is_async: bool,
     /// The declared return type, where the outcome check points.
     pub(crate) output: Option<Type>,
@@ -36,6 +38,17 @@ pub(crate) struct Param {
     pub(crate) ty: Type,
     /// The parameter as written, for messages.
     pub(crate) arg: syn::PatType,
+}
+
+/// How a raw job's body reaches its function.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// `Vec<u8>`: the bytes as they are.
+    Bytes,
+    /// `String`: UTF-8 text.
+    Text,
+    /// Any other type: the body read as JSON.
+    Json,
 }
 
 /// The `JobContext` parameter.
@@ -79,8 +92,14 @@ pub(crate) fn job(args: Args, func: &ItemFn, cx: &mut Ctxt) -> Option<Job> {
     let type_ident = type_ident(&ident, &name, cx);
     applied_once(func, cx);
     signature(func, cx);
-    let params = params(func, cx);
-    if args.cron.get().is_some() {
+    let raw = args.raw.get().is_some();
+    let params = params(func, raw, cx);
+    let body = if raw {
+        raw_body(&args, func, params.as_ref(), cx)
+    } else {
+        None
+    };
+    if args.cron.get().is_some() && !raw {
         if let Some((params, _)) = &params {
             if let (Some(first), Some(last)) = (params.first(), params.last()) {
                 let (first, last) = (&first.arg, &last.arg);
@@ -96,6 +115,9 @@ pub(crate) fn job(args: Args, func: &ItemFn, cx: &mut Ctxt) -> Option<Job> {
     let output = output(&func.sig.output, cx);
     trailing(func, cx);
     let (params, context) = params?;
+    if raw && body.is_none() {
+        return None;
+    }
     Some(Job {
         krate: krate?,
         ident,
@@ -105,6 +127,7 @@ pub(crate) fn job(args: Args, func: &ItemFn, cx: &mut Ctxt) -> Option<Job> {
         options,
         params,
         context,
+        raw: body,
         is_async: func.sig.asyncness.is_some(),
         output: output?,
     })
@@ -134,7 +157,7 @@ fn options(args: &Args, cx: &mut Ctxt) -> Options {
         }
     }
     if let Some((_, key)) = args.max.get() {
-        if args.repeat.get().is_none() && args.cron.get().is_none() {
+        if args.repeat.get().is_none() && args.cron.get().is_none() && args.raw.get().is_none() {
             cx.error_at(
                 key,
                 "`max` limits how often a repeating job runs, so it needs `repeat`, \
@@ -143,6 +166,86 @@ fn options(args: &Args, cx: &mut Ctxt) -> Options {
         }
     }
     opts
+}
+
+/// The shapes of a raw job's body parameter, for messages.
+const RAW_SHAPE: &str = "`body: Vec<u8>` (the bytes as they are), `text: String` (UTF-8 \
+     text) or `msg: T` for a `T: Serialize + DeserializeOwned` read from the body as JSON, \
+     optionally beside a `JobContext` parameter";
+
+/// Checks what `raw` requires: exactly one body parameter, no schedule.
+fn raw_body(
+    args: &Args,
+    func: &ItemFn,
+    params: Option<&(Vec<Param>, Option<Context>)>,
+    cx: &mut Ctxt,
+) -> Option<Body> {
+    let why = "its body is the producer's bytes, so it carries no run counter or chain id, and \
+               the chain of runs could not be kept to one across crashes; leave out `raw` to \
+               repeat a job";
+    for (given, key) in [
+        (args.repeat.get().map(|(_, k)| k), "repeat"),
+        (args.cron.get().map(|(_, k)| k), "cron"),
+        (args.max.get().map(|(_, k)| k), "max"),
+    ] {
+        if let Some(span) = given {
+            cx.error_at(
+                span,
+                format_args!(
+                    "`{key}` cannot be combined with `raw`: a raw job cannot repeat: {why}"
+                ),
+            );
+        }
+    }
+    let (params, _) = params?;
+    match params.as_slice() {
+        [] => {
+            cx.error_spanned(
+                &func.sig.ident,
+                format_args!(
+                    "a raw job takes its body as a parameter, and this one has none; write \
+                     {RAW_SHAPE}"
+                ),
+            );
+            None
+        }
+        [one] => Some(body_kind(&one.ty)),
+        [_, extra @ ..] => {
+            let (first, last) = (&extra[0].arg, &extra[extra.len() - 1].arg);
+            cx.error_spanned(
+                quote::quote!(#first #last),
+                format_args!(
+                    "a raw job has one body, so it takes one parameter for it and these are \
+                     extra; keep {RAW_SHAPE}"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `Vec<u8>`, `String`, or anything else (JSON).
+fn body_kind(ty: &Type) -> Body {
+    let Type::Path(p) = ty else {
+        return match ty {
+            Type::Group(g) => body_kind(&g.elem),
+            Type::Paren(p) => body_kind(&p.elem),
+            _ => Body::Json,
+        };
+    };
+    let Some(last) = p.path.segments.last() else {
+        return Body::Json;
+    };
+    match (&last.arguments, p.qself.is_none()) {
+        (syn::PathArguments::None, true) if last.ident == "String" => Body::Text,
+        (syn::PathArguments::AngleBracketed(a), true) if last.ident == "Vec" => {
+            match a.args.iter().collect::<Vec<_>>().as_slice() {
+                [syn::GenericArgument::Type(Type::Path(t))] if t.path.is_ident("u8") => Body::Bytes,
+                _ => Body::Json,
+            }
+        }
+        _ => Body::Json,
+    }
 }
 
 /// `cron`, `tz` and `catch_up`, and what they cannot be combined with.
@@ -546,7 +649,7 @@ pub(crate) fn upper_camel(name: &str) -> String {
 }
 
 /// The job's arguments, and where the `JobContext` parameter is, if any.
-fn params(func: &ItemFn, cx: &mut Ctxt) -> Option<(Vec<Param>, Option<Context>)> {
+fn params(func: &ItemFn, raw: bool, cx: &mut Ctxt) -> Option<(Vec<Param>, Option<Context>)> {
     let mut params = Vec::new();
     let mut context: Option<Context> = None;
     let mut ok = true;
@@ -582,6 +685,8 @@ fn params(func: &ItemFn, cx: &mut Ctxt) -> Option<(Vec<Param>, Option<Context>)>
                     Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
                         Some(p.ident.clone())
                     }
+                    // A raw job's body is passed by position: any pattern will do.
+                    _ if raw => Some(Ident::new("body", Span::call_site())),
                     pat => {
                         cx.error_spanned(
                             pat,
@@ -592,7 +697,7 @@ fn params(func: &ItemFn, cx: &mut Ctxt) -> Option<(Vec<Param>, Option<Context>)>
                         None
                     }
                 };
-                let ty_ok = check_param_type(&pt.ty, cx);
+                let ty_ok = check_param_type(&pt.ty, raw, cx);
                 match ident {
                     Some(ident) if ty_ok => params.push(Param {
                         ident,
@@ -627,7 +732,7 @@ fn is_context(ty: &Type) -> bool {
 /// Rejects types that cannot be decoded into an owned value: references and
 /// `impl Trait`, at any depth. Whether the type is `Serialize +
 /// DeserializeOwned` is left to the compiler (see `expand`).
-fn check_param_type(ty: &Type, cx: &mut Ctxt) -> bool {
+fn check_param_type(ty: &Type, raw: bool, cx: &mut Ctxt) -> bool {
     if let Some(ctx) = find_context(ty) {
         let msg = match ty {
             Type::Reference(r) if is_context(&r.elem) => {
@@ -650,17 +755,28 @@ fn check_param_type(ty: &Type, cx: &mut Ctxt) -> bool {
         Type::Reference(r) => {
             let owned = match &*r.elem {
                 Type::Path(p) if p.path.is_ident("str") => "`String` instead of `&str`".to_owned(),
-                Type::Slice(_) => "`Vec<T>` instead of `&[T]`".to_owned(),
+                Type::Slice(sl) => {
+                    let elem = &sl.elem;
+                    let elem = quote::quote!(#elem).to_string();
+                    format!("`Vec<{elem}>` instead of `&[{elem}]`")
+                }
                 Type::Path(p) if p.path.is_ident("Path") => {
                     "`PathBuf` instead of `&Path`".to_owned()
                 }
                 elem => format!("`{}` instead of a reference", quote::quote!(#elem)),
             };
-            format!(
-                "job arguments must be owned: they are decoded from the job's JSON when it \
-                 runs, so nothing can be borrowed; use {owned} (every argument type must be \
-                 Serialize + DeserializeOwned)"
-            )
+            if raw {
+                format!(
+                    "the body of a raw job must be owned: the worker hands it over when the job \
+                     runs, so nothing can be borrowed; use {owned}"
+                )
+            } else {
+                format!(
+                    "job arguments must be owned: they are decoded from the job's JSON when it \
+                     runs, so nothing can be borrowed; use {owned} (every argument type must be \
+                     Serialize + DeserializeOwned)"
+                )
+            }
         }
         _ => "`impl Trait` is not supported in job arguments: they are decoded from the job's \
               JSON, so each needs a concrete owned type that is Serialize + DeserializeOwned"

@@ -135,8 +135,8 @@ pub mod proto {
 #[doc(hidden)]
 pub mod __private {
     pub use bsjobs_core::job::{
-        CatchUp, Enqueue, Handler, HandlerFuture, IntoOutcome, JobContext, JobDescriptor,
-        JobHandle, JobOptions,
+        decode_json, decode_text, BodyError, CatchUp, Enqueue, Handler, HandlerFuture, IntoOutcome,
+        JobContext, JobDescriptor, JobHandle, JobOptions,
     };
     pub use bsjobs_core::Error;
     pub use inventory;

@@ -6,8 +6,11 @@
 
 use super::chain::{self, Next, Standing};
 use super::settle::{Purpose, Verdict};
+use super::Shutdown;
 use crate::client::Client;
-use crate::job::{Envelope, JobContext, JobDescriptor, JobOptions};
+use crate::job::{
+    ArgsHandler, Envelope, Handler, HandlerFuture, JobContext, JobDescriptor, JobOptions,
+};
 use crate::proto::JobId;
 use crate::Error;
 use futures_util::FutureExt as _;
@@ -22,6 +25,8 @@ pub(super) struct Ctx {
     pub(super) descriptor: &'static JobDescriptor,
     pub(super) control: Client,
     pub(super) server: usize,
+    /// Ends a raw job's backoff early (the job is released at once).
+    pub(super) shutdown: Shutdown,
 }
 
 /// How a run ended.
@@ -35,6 +40,12 @@ pub(super) enum RunResult {
 pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
     let d = ctx.descriptor;
     let o = &d.options;
+    let handler = match d.handler {
+        Handler::Args(h) => h,
+        Handler::Raw { run, context } => {
+            return super::raw::execute(ctx, id, body, run, context).await
+        }
+    };
     let env = match Envelope::parse(body) {
         Ok(e) => e,
         Err(e) => {
@@ -78,7 +89,7 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
         );
         return end(token, &env, pri);
     }
-    let result = run(ctx, id, &env).await;
+    let result = run(ctx, id, &env, handler).await;
     let result = match result {
         Ok(r) => r,
         Err(v) => return v,
@@ -131,12 +142,17 @@ async fn kicked(ctx: &Ctx, id: JobId) -> bool {
 
 /// Runs the handler. `Err` carries the verdict for arguments that cannot be
 /// decoded.
-async fn run(ctx: &Ctx, id: JobId, env: &Envelope<'_>) -> Result<RunResult, Verdict> {
+async fn run(
+    ctx: &Ctx,
+    id: JobId,
+    env: &Envelope<'_>,
+    handler: ArgsHandler,
+) -> Result<RunResult, Verdict> {
     let d = ctx.descriptor;
     let o = &d.options;
     let pri = env.pri.unwrap_or(o.priority);
     let job = context(ctx, id, env);
-    let started = match std::panic::catch_unwind(|| (d.handler)(env.args.get(), job)) {
+    let started = match std::panic::catch_unwind(|| handler(env.args.get(), job)) {
         Ok(Ok(fut)) => fut,
         Ok(Err(e)) => {
             tracing::error!(tube = d.tube, id, error = %e, "cannot decode job arguments; burying it");
@@ -148,20 +164,23 @@ async fn run(ctx: &Ctx, id: JobId, env: &Envelope<'_>) -> Result<RunResult, Verd
             return Err(Verdict::Bury { pri });
         }
     };
+    Ok(supervise(started, o.timeout).await)
+}
+
+/// Runs a started handler within `timeout` seconds, catching a panic.
+pub(super) async fn supervise(started: HandlerFuture, timeout: Option<u32>) -> RunResult {
     let run = AssertUnwindSafe(started).catch_unwind();
-    let result = match o.timeout {
+    let result = match timeout {
         Some(t) => match tokio::time::timeout(Duration::from_secs(t.into()), run).await {
             Ok(r) => r,
             Err(_) => Ok(Err(format!("timed out after {t}s"))),
         },
         None => run.await,
     };
-    Ok(
-        match result.unwrap_or_else(|p| Err(format!("panicked: {}", super::panic_message(&*p)))) {
-            Ok(()) => RunResult::Ok,
-            Err(e) => RunResult::Failed(e),
-        },
-    )
+    match result.unwrap_or_else(|p| Err(format!("panicked: {}", super::panic_message(&*p)))) {
+        Ok(()) => RunResult::Ok,
+        Err(e) => RunResult::Failed(e),
+    }
 }
 
 /// What the handler of job `id` is told about it.

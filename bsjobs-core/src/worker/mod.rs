@@ -12,6 +12,7 @@ pub(crate) mod chain;
 mod cmd;
 mod execute;
 mod log;
+mod raw;
 mod settle;
 mod shutdown;
 mod tube;
