@@ -101,7 +101,7 @@ pub struct JobOptions {
     pub timeout: Option<u32>,
     /// Cron schedule of a cron job: 5 fields (minute hour day-of-month
     /// month day-of-week) or 6 with leading seconds; `None` for other jobs.
-    /// `#[job]` checks it at compile time with `croner` 3 as
+    /// `#[job]` checks it at compile time with `croner` 4 as
     /// `CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed)`,
     /// and that it fires at least once; the runtime must parse it the same way.
     pub cron: Option<&'static str>,
