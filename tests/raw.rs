@@ -262,3 +262,27 @@ async fn shutdown_ends_a_hold_and_releases_the_job_unchanged() {
     );
     assert_eq!(client.peek(0, id).await.unwrap().unwrap(), b"x");
 }
+
+#[bsjobs::job(tube = "raw_slow", raw, retries = 0, timeout = "1s")]
+async fn too_slow(body: Vec<u8>) {
+    let _ = body;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_job_over_its_timeout_fails_and_is_buried_unchanged() {
+    let (srv, client) = server();
+    let (sd, h) = spawn_worker(&srv.url(), &["raw_slow"]);
+    let id = put_foreign(&srv, "raw_slow", 3, 60, b"slow one").await;
+    assert!(
+        eventually(Duration::from_secs(10), || counts_now(&client, "raw_slow")
+            .buried
+            == 1)
+        .await
+    );
+    let s = client.stats_job(0, id).await.unwrap();
+    assert_eq!((s.pri, s.releases, s.buries), (3, 0, 1));
+    assert_eq!(client.peek(0, id).await.unwrap().unwrap(), b"slow one");
+    sd.trigger();
+    h.await.unwrap().unwrap();
+}
