@@ -240,7 +240,13 @@ fn body_kind(ty: &Type) -> Body {
         (syn::PathArguments::None, true) if last.ident == "String" => Body::Text,
         (syn::PathArguments::AngleBracketed(a), true) if last.ident == "Vec" => {
             match a.args.iter().collect::<Vec<_>>().as_slice() {
-                [syn::GenericArgument::Type(Type::Path(t))] if t.path.is_ident("u8") => Body::Bytes,
+                // `u8`, `core::primitive::u8`, ...
+                [syn::GenericArgument::Type(Type::Path(t))]
+                    if t.qself.is_none()
+                        && t.path.segments.last().is_some_and(|s| s.ident == "u8") =>
+                {
+                    Body::Bytes
+                }
                 _ => Body::Json,
             }
         }
@@ -1016,6 +1022,27 @@ mod tests {
         }
         for bad in ["", "-email", "has space", "émail", "a,b", &"x".repeat(201)] {
             assert!(check_tube(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn raw_body_shapes() {
+        let kind = |ty: &str| body_kind(&syn::parse_str::<Type>(ty).unwrap());
+        for ty in ["Vec<u8>", "std::vec::Vec<u8>", "Vec<core::primitive::u8>"] {
+            assert!(kind(ty) == Body::Bytes, "{ty}");
+        }
+        for ty in ["String", "std::string::String", "alloc::string::String"] {
+            assert!(kind(ty) == Body::Text, "{ty}");
+        }
+        for ty in [
+            "Vec<u16>",
+            "Vec<String>",
+            "Signup",
+            "Option<String>",
+            "[u8; 4]",
+            "Box<str>",
+        ] {
+            assert!(kind(ty) == Body::Json, "{ty}");
         }
     }
 
