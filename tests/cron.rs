@@ -6,25 +6,19 @@
 //! BSJOBS_CRON_SECS=60 cargo test -p bsjobs-tests --test cron faults -- --nocapture
 //! ```
 
-use bsjobs::__private::{inventory, HandlerFuture, JobDescriptor, JobOptions};
 use bsjobs::testing::Beanstalkd;
-use bsjobs::{CatchUp, Client};
+use bsjobs::Client;
 use bsjobs_tests::{counts, until};
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-type Json = bsjobs::__private::serde_json::Error;
-
 static RUNS: Mutex<Vec<(&'static str, i64)>> = Mutex::new(Vec::new());
 
-fn record(tube: &'static str) -> Result<HandlerFuture, Json> {
-    Ok(Box::pin(async move {
-        let tick = bsjobs::current_job().and_then(|j| j.tick).unwrap_or(-1);
-        RUNS.lock().unwrap().push((tube, tick));
-        Ok(())
-    }))
+fn record(tube: &'static str) {
+    let tick = bsjobs::current_job().and_then(|j| j.tick).unwrap_or(-1);
+    RUNS.lock().unwrap().push((tube, tick));
 }
 
 fn runs(tube: &str) -> Vec<i64> {
@@ -36,32 +30,25 @@ fn runs(tube: &str) -> Vec<i64> {
         .collect()
 }
 
-macro_rules! cron_job {
-    ($name:ident, $tube:literal, $expr:literal, $catch:expr) => {
-        fn $name(_args: &str) -> Result<HandlerFuture, Json> {
-            record($tube)
-        }
-        inventory::submit! {
-            JobDescriptor {
-                name: stringify!($name),
-                tube: $tube,
-                options: JobOptions {
-                    cron: Some($expr),
-                    catch_up: $catch,
-                    ..JobOptions::DEFAULT
-                },
-                file: file!(),
-                line: line!(),
-                handler: $name,
-            }
-        }
-    };
+#[bsjobs::job(tube = "c_every", cron = "* * * * * *")]
+async fn c_every() {
+    record("c_every");
 }
 
-cron_job!(c_every, "c_every", "* * * * * *", CatchUp::One);
-cron_job!(c_move, "c_move", "* * * * * *", CatchUp::One);
-cron_job!(c_skip, "c_skip", "*/2 * * * * *", CatchUp::None);
-cron_job!(c_catch, "c_catch", "*/2 * * * * *", CatchUp::One);
+#[bsjobs::job(tube = "c_move", cron = "* * * * * *")]
+async fn c_move() {
+    record("c_move");
+}
+
+#[bsjobs::job(tube = "c_skip", cron = "*/2 * * * * *", catch_up = "none")]
+async fn c_skip() {
+    record("c_skip");
+}
+
+#[bsjobs::job(tube = "c_catch", cron = "*/2 * * * * *")]
+async fn c_catch() {
+    record("c_catch");
+}
 
 fn unix() -> i64 {
     SystemTime::now()

@@ -2,7 +2,8 @@
 //! type's constants, the registered descriptor, the handler that decodes
 //! arguments and runs the function, and the envelope `new` produces.
 
-use bsjobs_core::job::{JobDescriptor, JobOptions};
+use bsjobs::JobContext;
+use bsjobs_core::job::{BodyError, Handler, HandlerFuture, JobDescriptor, JobOptions};
 use serde_json::{json, Value};
 use std::fmt;
 use std::sync::Mutex;
@@ -84,6 +85,29 @@ fn descriptor(name: &str) -> &'static JobDescriptor {
     d
 }
 
+/// Starts job `name` with `args` as the worker would, with a first-attempt
+/// context.
+fn call(name: &str, args: &str) -> Result<HandlerFuture, serde_json::Error> {
+    let d = descriptor(name);
+    call_with(name, args, JobContext::new(d.tube, 1))
+}
+
+/// Starts job `name` with `args` and the context `ctx`.
+fn call_with(name: &str, args: &str, ctx: JobContext) -> Result<HandlerFuture, serde_json::Error> {
+    match descriptor(name).handler {
+        Handler::Args(h) => h(args, ctx),
+        Handler::Raw { .. } => panic!("{name} is a raw job"),
+    }
+}
+
+/// Starts raw job `name` with `body`; also returns whether it takes a context.
+fn call_raw(name: &str, body: &[u8], ctx: JobContext) -> (Result<HandlerFuture, BodyError>, bool) {
+    match descriptor(name).handler {
+        Handler::Raw { run, context } => (run(body, ctx), context),
+        Handler::Args(_) => panic!("{name} is not a raw job"),
+    }
+}
+
 #[test]
 fn constants_hold_the_attribute_values() {
     assert_eq!(Email::TUBE, "email");
@@ -131,27 +155,27 @@ fn every_job_is_registered_with_its_location() {
 
 #[tokio::test]
 async fn handler_runs_an_async_job() {
-    let run = (descriptor("email").handler)(r#"{"to":"x@y.z","n":3}"#).unwrap();
+    let run = call("email", r#"{"to":"x@y.z","n":3}"#).unwrap();
     assert_eq!(run.await, Ok(()));
     assert!(called("email", "x@y.z/3"));
 }
 
 #[tokio::test]
 async fn handler_ignores_unknown_keys() {
-    let run = (descriptor("email").handler)(r#"{"n":4,"to":"extra","cc":["a"]}"#).unwrap();
+    let run = call("email", r#"{"n":4,"to":"extra","cc":["a"]}"#).unwrap();
     assert_eq!(run.await, Ok(()));
     assert!(called("email", "extra/4"));
 }
 
 #[tokio::test]
 async fn handler_reports_the_error_display() {
-    let run = (descriptor("email").handler)(r#"{"to":"refuse","n":1}"#).unwrap();
+    let run = call("email", r#"{"to":"refuse","n":1}"#).unwrap();
     assert_eq!(run.await, Err("mail server said no".into()));
 }
 
 #[test]
 fn handler_rejects_bad_arguments() {
-    let handler = descriptor("email").handler;
+    let handler = |args: &str| call("email", args);
     for args in [
         r#"{"to":"x"}"#,
         r#"{"to":5,"n":3}"#,
@@ -166,7 +190,7 @@ fn handler_rejects_bad_arguments() {
 
 #[tokio::test]
 async fn handler_runs_a_plain_zero_argument_job() {
-    let handler = descriptor("heartbeat").handler;
+    let handler = |args: &str| call("heartbeat", args);
     assert_eq!(handler("{}").unwrap().await, Ok(()));
     assert_eq!(handler(r#"{"surplus":1}"#).unwrap().await, Ok(()));
     assert!(called("heartbeat", ""));
@@ -175,7 +199,7 @@ async fn handler_runs_a_plain_zero_argument_job() {
 
 #[tokio::test]
 async fn handler_runs_a_job_in_a_module() {
-    let handler = descriptor("resize_image").handler;
+    let handler = |args: &str| call("resize_image", args);
     let run = handler(r#"{"path":"/tmp/a.png","sizes":[64,128]}"#).unwrap();
     assert_eq!(run.await, Ok(()));
     assert!(called("resize_image", "/tmp/a.png:[64, 128]"));
@@ -185,7 +209,7 @@ async fn handler_runs_a_job_in_a_module() {
 
 #[tokio::test]
 async fn a_panicking_plain_job_fails_its_run() {
-    let run = (descriptor("panicking").handler)(r#"{"message":"boom"}"#).unwrap();
+    let run = call("panicking", r#"{"message":"boom"}"#).unwrap();
     let err = run.await.unwrap_err();
     assert!(err.message.contains("boom"), "{err:?}");
 }
@@ -199,8 +223,15 @@ async fn the_functions_stay_callable() {
     assert!(called("resize_image", "/b:[1]"));
 }
 
+/// The envelope of `put`, without its generated identity (`id`: the
+/// job's own, 32 hex digits, equal to `put.identity`).
 fn body(put: &bsjobs_core::job::PreparedPut) -> Value {
-    serde_json::from_slice(&put.body).unwrap()
+    let mut v: Value = serde_json::from_slice(&put.body).unwrap();
+    if let Some(id) = v.as_object_mut().and_then(|o| o.remove("id")) {
+        assert_eq!(id.as_str(), Some(put.identity.as_str()));
+        assert_eq!(put.identity.len(), 32);
+    }
+    v
 }
 
 #[test]
@@ -239,7 +270,148 @@ fn the_envelope_round_trips_through_the_handler() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    rt.block_on((descriptor("email").handler)(&args).unwrap())
-        .unwrap();
+    rt.block_on(call("email", &args).unwrap()).unwrap();
     assert!(called("email", "round@trip/9"));
+}
+
+#[bsjobs::job(tube = "ctx_first")]
+async fn ctx_first(ctx: bsjobs::JobContext, who: String) {
+    record(
+        "ctx_first",
+        format!("{who} {} {} {} {}", ctx.tube, ctx.id, ctx.attempt, ctx.run),
+    );
+}
+
+#[bsjobs::job]
+fn ctx_middle(a: u32, mut context: JobContext, b: u32) -> Result<(), String> {
+    context.attempt += a + b;
+    record(
+        "ctx_middle",
+        format!("{} {:?}", context.attempt, context.chain),
+    );
+    Ok(())
+}
+
+#[bsjobs::job]
+async fn ctx_only(_: JobContext) {
+    record("ctx_only", "");
+}
+
+#[tokio::test]
+async fn the_context_reaches_the_function_in_its_position() {
+    let d = descriptor("ctx_first");
+    let mut ctx = JobContext::new(d.tube, 77);
+    ctx.attempt = 3;
+    ctx.run = 2;
+    call_with("ctx_first", r#"{"who":"ada"}"#, ctx)
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(called("ctx_first", "ada ctx_first 77 3 2"));
+
+    let d = descriptor("ctx_middle");
+    let mut ctx = JobContext::new(d.tube, 5);
+    ctx.chain = Some("c1".into());
+    call_with("ctx_middle", r#"{"a":10,"b":20}"#, ctx)
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(called("ctx_middle", r#"31 Some("c1")"#));
+
+    let d = descriptor("ctx_only");
+    call_with("ctx_only", "{}", JobContext::new(d.tube, 1))
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(called("ctx_only", ""));
+}
+
+#[test]
+fn the_context_is_not_an_argument() {
+    let put = CtxMiddle::new(1, 2).into_put().unwrap();
+    assert_eq!(body(&put), json!({"v": 1, "args": {"a": 1, "b": 2}}));
+    let put = CtxFirst::new("bob".into()).into_put().unwrap();
+    assert_eq!(body(&put), json!({"v": 1, "args": {"who": "bob"}}));
+    let put = CtxOnly::new().into_put().unwrap();
+    assert_eq!(body(&put), json!({"v": 1, "args": {}}));
+}
+
+#[tokio::test]
+async fn a_job_with_a_context_stays_callable() {
+    ctx_first(JobContext::new("ctx_first", 9), "direct".into()).await;
+    assert!(called("ctx_first", "direct ctx_first 9 1 1"));
+}
+
+#[bsjobs::job(tube = "raw_bytes", raw)]
+async fn raw_bytes(body: Vec<u8>) {
+    record("raw_bytes", format!("{body:?}"));
+}
+
+#[bsjobs::job(tube = "raw_text", raw, priority = 3)]
+fn raw_text(ctx: JobContext, text: String) -> Result<(), String> {
+    record("raw_text", format!("{text} {}", ctx.attempt));
+    Ok(())
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Mail {
+    to: String,
+    n: u32,
+}
+
+#[bsjobs::job(tube = "raw_json", raw)]
+async fn raw_json(mail: Mail) {
+    record("raw_json", format!("{}/{}", mail.to, mail.n));
+}
+
+#[test]
+fn a_raw_job_puts_its_body_and_nothing_else() {
+    let put = RawBytes::new(b"\x00\xffbinary".to_vec())
+        .into_put()
+        .unwrap();
+    assert_eq!(put.body, b"\x00\xffbinary");
+    assert_eq!((put.tube, put.pri, put.chain), ("raw_bytes", 1024, None));
+    let put = RawText::new("plain text".into()).into_put().unwrap();
+    assert_eq!((put.body.as_slice(), put.pri), (&b"plain text"[..], 3));
+    let put = RawJson::new(Mail {
+        to: "a@b".into(),
+        n: 2,
+    })
+    .into_put()
+    .unwrap();
+    assert_eq!(put.body, br#"{"to":"a@b","n":2}"#);
+}
+
+#[tokio::test]
+async fn a_raw_handler_gets_the_body_in_its_shape() {
+    let ctx = || JobContext::new("raw", 1);
+    let (run, context) = call_raw("raw_bytes", b"\x01\x02", ctx());
+    assert!(!context);
+    run.unwrap().await.unwrap();
+    assert!(called("raw_bytes", "[1, 2]"));
+
+    let mut c = ctx();
+    c.attempt = 4;
+    let (run, context) = call_raw("raw_text", "grüße".as_bytes(), c);
+    assert!(context, "raw_text takes a JobContext");
+    run.unwrap().await.unwrap();
+    assert!(called("raw_text", "grüße 4"));
+    assert!(matches!(
+        call_raw("raw_text", b"\xff", ctx()).0,
+        Err(BodyError::Utf8(_))
+    ));
+
+    let (run, _) = call_raw("raw_json", br#"{"n":5,"to":"x@y","extra":1}"#, ctx());
+    run.unwrap().await.unwrap();
+    assert!(called("raw_json", "x@y/5"));
+    for bad in [
+        &b"{\"to\":1}"[..],
+        b"not json",
+        b"{\"args\":{\"to\":\"x\",\"n\":1}}",
+    ] {
+        assert!(
+            matches!(call_raw("raw_json", bad, ctx()).0, Err(BodyError::Json(_))),
+            "{bad:?}"
+        );
+    }
 }

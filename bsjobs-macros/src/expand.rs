@@ -2,7 +2,7 @@
 //! user's function unchanged plus the errors.
 
 use crate::ctxt::Ctxt;
-use crate::validate::{Job, Options};
+use crate::validate::{Body, Job, Options};
 use crate::{parse, validate};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
@@ -54,6 +54,8 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
         tube,
         options,
         params,
+        context,
+        raw,
         is_async,
         output,
     } = job;
@@ -113,7 +115,22 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
     };
     let outcome_span = output.as_ref().map_or_else(|| ident.span(), |t| t.span());
     let outcome = quote_spanned!(outcome_span=> __bsjobs_into_outcome::<#outcome_ty>);
-    let call = quote_spanned!(ident.span()=> #ident(#(__bsjobs_args.#idents),*));
+    // The arguments in the function's order, with the context at its place.
+    let mut inputs: Vec<TokenStream> = match raw {
+        Some(_) => vec![quote!(__bsjobs_body)],
+        None => idents.iter().map(|i| quote!(__bsjobs_args.#i)).collect(),
+    };
+    let take_context = match context {
+        Some(c) => {
+            inputs.insert(c.position, quote!(__bsjobs_ctx));
+            // A type named `JobContext` that is not bsjobs' is reported here,
+            // at the parameter's type.
+            let ty = &c.ty;
+            quote_spanned!(ty.span()=> let __bsjobs_ctx: #ty = __bsjobs_ctx;)
+        }
+        None => quote!(let _ = __bsjobs_ctx;),
+    };
+    let call = quote_spanned!(ident.span()=> #ident(#(#inputs),*));
     let run = if *is_async {
         quote_spanned! {ident.span()=>
             // `Box::pin` spanned at the function keeps the "future is not Send"
@@ -143,10 +160,119 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
          ttr, client)."
     );
     let tube_doc = format!(" The beanstalkd tube of this job: `{tube}`.");
-    let enqueue_doc = format!(
-        " Enqueues `{name}(..)` with these arguments in tube `{tube}`, using the \
-         process-wide client."
-    );
+    let enqueue_doc = match raw {
+        None => format!(
+            " Enqueues `{name}(..)` with these arguments in tube `{tube}`, using the \
+             process-wide client."
+        ),
+        Some(_) => format!(
+            " Puts `body` into tube `{tube}` exactly as given (a raw job: no envelope), \
+             using the process-wide client."
+        ),
+    };
+
+    let into_outcome = quote! {
+        fn __bsjobs_into_outcome<O: #p::IntoOutcome>(outcome: O)
+            -> #p::Outcome
+        {
+            #p::IntoOutcome::into_outcome(outcome)
+        }
+    };
+    let (new_doc, new_body, handler_items, handler) = match raw {
+        None => (
+            " Prepares a job with these arguments: set per-call options such as `.delay(..)`, \
+             then `.enqueue().await` it.",
+            quote! {
+                #[derive(#p::serde::Serialize)]
+                #[serde(crate = #serde_path)]
+                #ser_struct
+
+                fn __bsjobs_serialize_args<#(#ser_bounds),*>(
+                    tube: &'static str,
+                    options: &'static #p::JobOptions,
+                    #(#idents: &#generics,)*
+                ) -> #p::Enqueue {
+                    #p::Enqueue::new(tube, options, &__BsjobsArgs { #(#idents,)* })
+                }
+
+                __bsjobs_serialize_args #turbofish (Self::TUBE, &Self::OPTIONS, #(&#idents),*)
+            },
+            quote! {
+                #[derive(#p::serde::Deserialize)]
+                #[serde(crate = #serde_path)]
+                #de_struct
+
+                fn __bsjobs_deserialize_args<'__bsjobs, #(#de_bounds),*>(
+                    args: &'__bsjobs str,
+                ) -> ::core::result::Result<__BsjobsArgs<#(#generics),*>, #p::serde_json::Error> {
+                    #p::serde_json::from_str(args)
+                }
+
+                #into_outcome
+
+                fn __bsjobs_handler(args: &str, __bsjobs_ctx: #p::JobContext)
+                    -> ::core::result::Result<#p::HandlerFuture, #p::serde_json::Error>
+                {
+                    let #bind_args = __bsjobs_deserialize_args #turbofish (args)?;
+                    #take_context
+                    ::core::result::Result::Ok(#run)
+                }
+            },
+            quote!(#p::Handler::Args(__bsjobs_handler)),
+        ),
+        Some(body) => {
+            let arg = idents[0];
+            let (encode, decode) = match body {
+                Body::Bytes => (
+                    quote!(#p::Enqueue::raw(Self::TUBE, &Self::OPTIONS, #arg)),
+                    quote!(<[u8]>::to_vec(body)),
+                ),
+                Body::Text => (
+                    quote!(#p::Enqueue::raw(Self::TUBE, &Self::OPTIONS, #p::String::into_bytes(#arg))),
+                    quote!(#p::decode_text(body)?),
+                ),
+                // As for arguments, the user's type enters only as the
+                // generic argument of two helpers, spanned at the type.
+                Body::Json => (
+                    quote! {
+                        fn __bsjobs_serialize_body<__BsjobsT0: #p::serde::Serialize>(
+                            tube: &'static str,
+                            options: &'static #p::JobOptions,
+                            body: &__BsjobsT0,
+                        ) -> #p::Enqueue {
+                            #p::Enqueue::raw_json(tube, options, body)
+                        }
+                        __bsjobs_serialize_body #turbofish (Self::TUBE, &Self::OPTIONS, &#arg)
+                    },
+                    quote!(__bsjobs_deserialize_body #turbofish (body)?),
+                ),
+            };
+            let context = context.is_some();
+            (
+                " Prepares a job whose body is exactly `body` (nothing added): set per-call \
+                 options such as `.delay(..)`, then `.enqueue().await` it.",
+                encode,
+                quote! {
+                    fn __bsjobs_deserialize_body<__BsjobsT0: #p::serde::de::DeserializeOwned>(
+                        body: &[u8],
+                    ) -> ::core::result::Result<__BsjobsT0, #p::BodyError> {
+                        #p::decode_json(body)
+                    }
+
+                    #into_outcome
+
+                    fn __bsjobs_handler(body: &[u8], __bsjobs_ctx: #p::JobContext)
+                        -> ::core::result::Result<#p::HandlerFuture, #p::BodyError>
+                    {
+                        let __bsjobs_body = #decode;
+                        #take_context
+                        ::core::result::Result::Ok(#run)
+                    }
+                },
+                quote!(#p::Handler::Raw { run: __bsjobs_handler, context: #context }),
+            )
+        }
+    };
 
     quote! {
         #func
@@ -168,22 +294,9 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
             /// The options given in the `#[bsjobs::job]` attribute, in seconds.
             #vis const OPTIONS: #p::JobOptions = #options;
 
-            /// Prepares a job with these arguments: set per-call options such as
-            /// `.delay(..)`, then `.enqueue().await` it.
+            #[doc = #new_doc]
             #vis fn new(#(#idents: #tys),*) -> #p::Enqueue {
-                #[derive(#p::serde::Serialize)]
-                #[serde(crate = #serde_path)]
-                #ser_struct
-
-                fn __bsjobs_serialize_args<#(#ser_bounds),*>(
-                    tube: &'static str,
-                    options: &'static #p::JobOptions,
-                    #(#idents: &#generics,)*
-                ) -> #p::Enqueue {
-                    #p::Enqueue::new(tube, options, &__BsjobsArgs { #(#idents,)* })
-                }
-
-                __bsjobs_serialize_args #turbofish (Self::TUBE, &Self::OPTIONS, #(&#idents),*)
+                #new_body
             }
 
             #[doc = #enqueue_doc]
@@ -195,29 +308,9 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
         }
 
         #(#cfgs)*
+        #[allow(dead_code)]
         const _: () = {
-            #[derive(#p::serde::Deserialize)]
-            #[serde(crate = #serde_path)]
-            #de_struct
-
-            fn __bsjobs_deserialize_args<'__bsjobs, #(#de_bounds),*>(
-                args: &'__bsjobs str,
-            ) -> ::core::result::Result<__BsjobsArgs<#(#generics),*>, #p::serde_json::Error> {
-                #p::serde_json::from_str(args)
-            }
-
-            fn __bsjobs_into_outcome<O: #p::IntoOutcome>(outcome: O)
-                -> #p::Outcome
-            {
-                #p::IntoOutcome::into_outcome(outcome)
-            }
-
-            fn __bsjobs_handler(args: &str)
-                -> ::core::result::Result<#p::HandlerFuture, #p::serde_json::Error>
-            {
-                let #bind_args = __bsjobs_deserialize_args #turbofish (args)?;
-                ::core::result::Result::Ok(#run)
-            }
+            #handler_items
 
             #p::inventory::submit! {
                 #p::JobDescriptor {
@@ -226,7 +319,7 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
                     options: #type_ident::OPTIONS,
                     file: #file,
                     line: #line,
-                    handler: __bsjobs_handler,
+                    handler: #handler,
                 }
             }
         };
@@ -253,6 +346,17 @@ fn options_expr(p: &TokenStream, o: &Options) -> TokenStream {
         value.map(|v| quote!(#name: #v))
     })
     .collect();
+    let mut fields = fields;
+    if let Some(cron) = &o.cron {
+        let expr = &cron.expr;
+        fields.push(quote!(cron: ::core::option::Option::Some(#expr)));
+        if let Some(tz) = &cron.tz {
+            fields.push(quote!(tz: ::core::option::Option::Some(#tz)));
+        }
+        if cron.skip_missed {
+            fields.push(quote!(catch_up: #p::CatchUp::None));
+        }
+    }
     if fields.is_empty() {
         quote!(#p::JobOptions::DEFAULT)
     } else {

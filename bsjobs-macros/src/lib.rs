@@ -2,6 +2,7 @@
 //! the facade, as `#[bsjobs::job]`; this crate is an implementation detail.
 #![warn(missing_docs, unreachable_pub)]
 
+mod cron;
 mod ctxt;
 mod expand;
 mod parse;
@@ -49,6 +50,10 @@ use proc_macro::TokenStream;
 ///   `Serialize + DeserializeOwned` (`String`, not `&str`). The arguments travel
 ///   as a JSON object keyed by parameter name, so a producer in another
 ///   language can put `{"args":{"to":"…","subject":"…"}}` into the tube.
+/// - One parameter may be a `bsjobs::JobContext`, in any position and under
+///   any pattern: it is not an argument (`enqueue` does not take it); the
+///   worker fills it for each run with the current job id, the tube, the
+///   attempt and run numbers and the chain id.
 /// - It returns nothing, `()`, or `Result<(), E>` with `E: Display`. An `Err`
 ///   (or a panic, or a `timeout`) fails the run, which is then retried.
 /// - No `self`, generics, lifetimes, `const`, `unsafe` or `extern`.
@@ -72,7 +77,33 @@ use proc_macro::TokenStream;
 /// | `retries = 3` | retries after the first failed attempt, then the job is buried | `3` |
 /// | `backoff = "5s"` | wait before the first retry; doubles with each retry, with jitter, capped at 1 hour | `"5s"` |
 /// | `timeout = "5m"` | longest a single run may take before it counts as failed; at least 1s | none |
+/// | `cron = "0 9 * * MON-FRI"` | run on this schedule: 5 fields (minute hour day-of-month month day-of-week) or 6 with leading seconds (`"*/5 * * * * *"`); names like `MON-FRI`, `JAN` and nicknames like `@daily` work. A cron job has no parameters (a `JobContext` is fine) and no `repeat`, `delay` or `max` | none |
+/// | `tz = "Europe/Berlin"` | with `cron`: the IANA time zone the schedule is read in | `"UTC"` |
+/// | `catch_up = "one"` | with `cron`: after a time with no worker running, `"one"` run for all missed ticks, or `"none"` | `"one"` |
+/// | `raw` | a flag: the job's body is the producer's bytes, not bsjobs' envelope (see below) | off |
 /// | `crate = "::bsjobs"` | path of the bsjobs crate, for code that renames or re-exports it | `"::bsjobs"` |
+///
+/// # Raw jobs: serving a tube another system fills
+///
+/// With `raw`, the function takes the whole job body as its one parameter
+/// (beside an optional `JobContext`): `body: Vec<u8>` gets the bytes as they
+/// are, `text: String` UTF-8 text, and any other `T: Serialize +
+/// DeserializeOwned` the body read as JSON. `enqueue(body)` puts exactly those
+/// bytes (for `T`, its JSON), nothing added, so other consumers of the tube
+/// see no change. A body that does not decode is buried. Retries keep the
+/// job as it is: the worker holds a failed job reserved for its backoff and
+/// then releases it, counting attempts from beanstalkd's `releases` and
+/// `kicks` (the README's "Taking over an existing tube" says what that
+/// costs). A raw job cannot `repeat` or have a `cron` schedule: its body has
+/// no room for the counters that keep a chain of runs one chain.
+///
+/// ```ignore
+/// #[bsjobs::job(tube = "legacy_mail", raw, retries = 5)]
+/// async fn legacy_mail(body: Vec<u8>, ctx: bsjobs::JobContext) -> Result<(), MailError> {
+///     // `ctx.attempt` counts from beanstalkd's own counters.
+///     send(&body).await
+/// }
+/// ```
 ///
 /// # What it generates
 ///
@@ -88,7 +119,11 @@ use proc_macro::TokenStream;
 ///
 /// Mistakes are reported at compile time, at the offending token: an unknown
 /// or repeated argument, a literal of the wrong kind, a duration that is not
-/// whole seconds, an invalid tube name, `max` without `repeat`, a parameter
+/// whole seconds, an invalid tube name, `max` without `repeat`, a cron
+/// expression or time zone that does not parse, `cron` with `repeat`,
+/// `delay`, `max` or parameters, `tz`/`catch_up` without `cron`, a raw job
+/// without exactly one body parameter or with `repeat`/`cron`, a misplaced
+/// `JobContext` (borrowed, twice, inside another type), a parameter
 /// type that is borrowed or not serializable, and unsupported signatures.
 #[proc_macro_attribute]
 pub fn job(args: TokenStream, item: TokenStream) -> TokenStream {

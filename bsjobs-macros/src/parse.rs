@@ -10,7 +10,8 @@ use syn::{Expr, ExprLit, Lit, LitInt, LitStr, UnOp};
 
 /// Every key the attribute accepts, in the order the docs list them.
 pub(crate) const KEYS: &[&str] = &[
-    "tube", "priority", "ttr", "delay", "repeat", "max", "retries", "backoff", "timeout", "crate",
+    "tube", "priority", "ttr", "delay", "repeat", "max", "retries", "backoff", "timeout", "cron",
+    "tz", "catch_up", "raw", "crate",
 ];
 
 /// Words people reach for, mapped to the key that does that job.
@@ -31,6 +32,13 @@ const ALIASES: &[(&str, &str)] = &[
     ("max_retries", "retries"),
     ("retry_delay", "backoff"),
     ("deadline", "timeout"),
+    ("schedule", "cron"),
+    ("crontab", "cron"),
+    ("timezone", "tz"),
+    ("time_zone", "tz"),
+    ("zone", "tz"),
+    ("catchup", "catch_up"),
+    ("missed", "catch_up"),
 ];
 
 /// A duration as written: `"1h30m"` or a number of seconds.
@@ -50,6 +58,11 @@ pub(crate) struct Args {
     pub(crate) retries: Attr<LitInt>,
     pub(crate) backoff: Attr<DurationLit>,
     pub(crate) timeout: Attr<DurationLit>,
+    pub(crate) cron: Attr<LitStr>,
+    pub(crate) tz: Attr<LitStr>,
+    pub(crate) catch_up: Attr<LitStr>,
+    /// The flag `raw`: the body is the producer's bytes, no envelope.
+    pub(crate) raw: Attr<()>,
     pub(crate) krate: Attr<LitStr>,
 }
 
@@ -65,6 +78,10 @@ impl Args {
             retries: Attr::none("retries"),
             backoff: Attr::none("backoff"),
             timeout: Attr::none("timeout"),
+            cron: Attr::none("cron"),
+            tz: Attr::none("tz"),
+            catch_up: Attr::none("catch_up"),
+            raw: Attr::none("raw"),
             krate: Attr::none("crate"),
         }
     }
@@ -79,6 +96,23 @@ pub(crate) fn args(tokens: TokenStream, cx: &mut Ctxt) -> Args {
         let key = path
             .get_ident()
             .map(|i| syn::ext::IdentExt::unraw(i).to_string());
+        if key.as_deref() == Some("raw") {
+            // A flag: `raw` alone.
+            if meta.input.peek(syn::Token![=]) || meta.input.peek(syn::token::Paren) {
+                if meta.input.peek(syn::Token![=]) {
+                    let _ = meta.value()?.parse::<Expr>()?;
+                } else {
+                    let _ = meta.input.parse::<proc_macro2::Group>();
+                }
+                cx.error_spanned(
+                    &path,
+                    "`raw` is a flag: write it alone, like `#[bsjobs::job(tube = \"legacy\", raw)]`",
+                );
+                return Ok(());
+            }
+            args.raw.set(cx, &path, Ok(()));
+            return Ok(());
+        }
         if !meta.input.peek(syn::Token![=]) {
             // `tube`, `tube("x")`, `tube: "x"`: skip what follows and teach the form.
             if meta.input.peek(syn::token::Paren) {
@@ -109,6 +143,12 @@ pub(crate) fn args(tokens: TokenStream, cx: &mut Ctxt) -> Args {
                 .set(cx, &path, integer("retries", &value, RETRIES_HINT)),
             "backoff" => args.backoff.set(cx, &path, duration("backoff", &value)),
             "timeout" => args.timeout.set(cx, &path, duration("timeout", &value)),
+            "cron" => args.cron.set(cx, &path, string("cron", &value, CRON_HINT)),
+            "tz" => args.tz.set(cx, &path, string("tz", &value, TZ_HINT)),
+            "catch_up" => args
+                .catch_up
+                .set(cx, &path, string("catch_up", &value, CATCH_UP_HINT)),
+            "raw" => unreachable!("`raw` is a flag, handled above"),
             "crate" => args
                 .krate
                 .set(cx, &path, string("crate", &value, CRATE_HINT)),
@@ -127,6 +167,10 @@ const PRIORITY_HINT: &str =
     "an integer literal from 0 to 4294967295, like `priority = 10` (smaller runs first)";
 const MAX_HINT: &str = "an integer literal, the number of runs, like `max = 5`";
 const RETRIES_HINT: &str = "an integer literal, like `retries = 3`";
+const CRON_HINT: &str =
+    "a string literal holding a cron expression, like `cron = \"0 9 * * MON-FRI\"`";
+const TZ_HINT: &str = "a string literal naming an IANA time zone, like `tz = \"Europe/Berlin\"`";
+const CATCH_UP_HINT: &str = "a string literal, `catch_up = \"one\"` or `catch_up = \"none\"`";
 const CRATE_HINT: &str = "a string literal holding a path, like `crate = \"::bsjobs\"`";
 
 /// `(a)` and invisible groups (from `macro_rules!` fragments) to what is inside.

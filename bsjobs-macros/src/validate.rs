@@ -22,15 +22,40 @@ pub(crate) struct Job {
     pub(crate) type_ident: Ident,
     pub(crate) tube: String,
     pub(crate) options: Options,
+    /// The arguments, in order, without the context.
     pub(crate) params: Vec<Param>,
+    pub(crate) context: Option<Context>,
+    /// For a raw job, how its one parameter receives the body.
+    pub(crate) raw: Option<Body>,
     pub(crate) is_async: bool,
     /// The declared return type, where the outcome check points.
     pub(crate) output: Option<Type>,
 }
 
-/// One parameter: a plain name and an owned type.
+/// One argument: a plain name and an owned type.
 pub(crate) struct Param {
     pub(crate) ident: Ident,
+    pub(crate) ty: Type,
+    /// The parameter as written, for messages.
+    pub(crate) arg: syn::PatType,
+}
+
+/// How a raw job's body reaches its function.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// `Vec<u8>`: the bytes as they are.
+    Bytes,
+    /// `String`: UTF-8 text.
+    Text,
+    /// Any other type: the body read as JSON.
+    Json,
+}
+
+/// The `JobContext` parameter.
+pub(crate) struct Context {
+    /// Its index among the function's parameters.
+    pub(crate) position: usize,
+    /// The type as written, where a type that is not bsjobs' is reported.
     pub(crate) ty: Type,
 }
 
@@ -45,6 +70,15 @@ pub(crate) struct Options {
     pub(crate) retries: Option<u32>,
     pub(crate) backoff: Option<u32>,
     pub(crate) timeout: Option<u32>,
+    pub(crate) cron: Option<Cron>,
+}
+
+/// A cron schedule, checked.
+pub(crate) struct Cron {
+    pub(crate) expr: String,
+    pub(crate) tz: Option<String>,
+    /// `catch_up = "none"`.
+    pub(crate) skip_missed: bool,
 }
 
 /// Checks `args` against `func`; `None` if anything was reported to `cx`.
@@ -58,9 +92,32 @@ pub(crate) fn job(args: Args, func: &ItemFn, cx: &mut Ctxt) -> Option<Job> {
     let type_ident = type_ident(&ident, &name, cx);
     applied_once(func, cx);
     signature(func, cx);
-    let params = params(func, cx);
+    let raw = args.raw.get().is_some();
+    let params = params(func, raw, cx);
+    let body = if raw {
+        raw_body(&args, func, params.as_ref(), cx)
+    } else {
+        None
+    };
+    if args.cron.get().is_some() && !raw {
+        if let Some((params, _)) = &params {
+            if let (Some(first), Some(last)) = (params.first(), params.last()) {
+                let (first, last) = (&first.arg, &last.arg);
+                cx.error_spanned(
+                    quote::quote!(#first #last),
+                    "a cron job takes no arguments: its runs are started by its schedule, not by \
+                     `enqueue`, so nothing could pass them; read what it needs inside the function (a \
+                     `JobContext` parameter is fine)",
+                );
+            }
+        }
+    }
     let output = output(&func.sig.output, cx);
     trailing(func, cx);
+    let (params, context) = params?;
+    if raw && body.is_none() {
+        return None;
+    }
     Some(Job {
         krate: krate?,
         ident,
@@ -68,7 +125,9 @@ pub(crate) fn job(args: Args, func: &ItemFn, cx: &mut Ctxt) -> Option<Job> {
         type_ident: type_ident?,
         tube: tube?,
         options,
-        params: params?,
+        params,
+        context,
+        raw: body,
         is_async: func.sig.asyncness.is_some(),
         output: output?,
     })
@@ -87,6 +146,7 @@ fn options(args: &Args, cx: &mut Ctxt) -> Options {
         retries: args.retries.get().and_then(|(v, _)| int(v, "retries", cx)),
         backoff: seconds(args.backoff.get(), "backoff", 0, cx),
         timeout: seconds(args.timeout.get(), "timeout", 1, cx),
+        cron: cron(args, cx),
     };
     if let Some((lit, _)) = args.max.get() {
         if opts.max == Some(0) {
@@ -97,7 +157,7 @@ fn options(args: &Args, cx: &mut Ctxt) -> Options {
         }
     }
     if let Some((_, key)) = args.max.get() {
-        if args.repeat.get().is_none() {
+        if args.repeat.get().is_none() && args.cron.get().is_none() && args.raw.get().is_none() {
             cx.error_at(
                 key,
                 "`max` limits how often a repeating job runs, so it needs `repeat`, \
@@ -106,6 +166,182 @@ fn options(args: &Args, cx: &mut Ctxt) -> Options {
         }
     }
     opts
+}
+
+/// The shapes of a raw job's body parameter, for messages.
+const RAW_SHAPE: &str = "`body: Vec<u8>` (the bytes as they are), `text: String` (UTF-8 \
+     text) or `msg: T` for a `T: Serialize + DeserializeOwned` read from the body as JSON, \
+     optionally beside a `JobContext` parameter";
+
+/// Checks what `raw` requires: exactly one body parameter, no schedule.
+fn raw_body(
+    args: &Args,
+    func: &ItemFn,
+    params: Option<&(Vec<Param>, Option<Context>)>,
+    cx: &mut Ctxt,
+) -> Option<Body> {
+    let why = "its body is the producer's bytes, so it carries no run counter or chain id, and \
+               the chain of runs could not be kept to one across crashes; leave out `raw` to \
+               repeat a job";
+    for (given, key) in [
+        (args.repeat.get().map(|(_, k)| k), "repeat"),
+        (args.cron.get().map(|(_, k)| k), "cron"),
+        (args.max.get().map(|(_, k)| k), "max"),
+    ] {
+        if let Some(span) = given {
+            cx.error_at(
+                span,
+                format_args!(
+                    "`{key}` cannot be combined with `raw`: a raw job cannot repeat: {why}"
+                ),
+            );
+        }
+    }
+    let (params, _) = params?;
+    match params.as_slice() {
+        [] => {
+            cx.error_spanned(
+                &func.sig.ident,
+                format_args!(
+                    "a raw job takes its body as a parameter, and this one has none; write \
+                     {RAW_SHAPE}"
+                ),
+            );
+            None
+        }
+        [one] => Some(body_kind(&one.ty)),
+        [_, extra @ ..] => {
+            let (first, last) = (&extra[0].arg, &extra[extra.len() - 1].arg);
+            cx.error_spanned(
+                quote::quote!(#first #last),
+                format_args!(
+                    "a raw job has one body, so it takes one parameter for it and these are \
+                     extra; keep {RAW_SHAPE}"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `Vec<u8>`, `String`, or anything else (JSON).
+fn body_kind(ty: &Type) -> Body {
+    let Type::Path(p) = ty else {
+        return match ty {
+            Type::Group(g) => body_kind(&g.elem),
+            Type::Paren(p) => body_kind(&p.elem),
+            _ => Body::Json,
+        };
+    };
+    let Some(last) = p.path.segments.last() else {
+        return Body::Json;
+    };
+    match (&last.arguments, p.qself.is_none()) {
+        (syn::PathArguments::None, true) if last.ident == "String" => Body::Text,
+        (syn::PathArguments::AngleBracketed(a), true) if last.ident == "Vec" => {
+            match a.args.iter().collect::<Vec<_>>().as_slice() {
+                // `u8`, `core::primitive::u8`, ...
+                [syn::GenericArgument::Type(Type::Path(t))]
+                    if t.qself.is_none()
+                        && t.path.segments.last().is_some_and(|s| s.ident == "u8") =>
+                {
+                    Body::Bytes
+                }
+                _ => Body::Json,
+            }
+        }
+        _ => Body::Json,
+    }
+}
+
+/// `cron`, `tz` and `catch_up`, and what they cannot be combined with.
+fn cron(args: &Args, cx: &mut Ctxt) -> Option<Cron> {
+    let Some((expr, _)) = args.cron.get() else {
+        for (given, key) in [
+            (args.tz.get().map(|(_, k)| k), "tz"),
+            (args.catch_up.get().map(|(_, k)| k), "catch_up"),
+        ] {
+            if let Some(span) = given {
+                cx.error_at(
+                    span,
+                    format_args!(
+                        "`{key}` only applies to a cron schedule, so it needs `cron`, like \
+                         `cron = \"0 9 * * MON-FRI\", {key} = {}`",
+                        if key == "tz" {
+                            "\"Europe/Berlin\""
+                        } else {
+                            "\"none\""
+                        }
+                    ),
+                );
+            }
+        }
+        return None;
+    };
+    let conflicts = [
+        (
+            args.repeat.get().map(|(_, k)| k),
+            "`repeat` cannot be combined with `cron`: a cron job's runs come from its \
+             schedule; keep one of the two",
+        ),
+        (
+            args.delay.get().map(|(_, k)| k),
+            "`delay` cannot be combined with `cron`: a cron job first runs at its \
+             schedule's next tick; remove `delay` (or start the schedule later in the \
+             expression)",
+        ),
+        (
+            args.max.get().map(|(_, k)| k),
+            "`max` cannot be combined with `cron`: a cron job runs for as long as its \
+             schedule fires; remove `max`",
+        ),
+    ];
+    for (key, msg) in conflicts {
+        if let Some(span) = key {
+            cx.error_at(span, msg);
+        }
+    }
+    let mut ok = true;
+    let text = expr.value();
+    if let Err(why) = crate::cron::check_expr(&text) {
+        cx.error_spanned(expr, why);
+        ok = false;
+    }
+    let tz = match args.tz.get() {
+        Some((lit, _)) => {
+            let name = lit.value();
+            if let Err(why) = crate::cron::check_tz(&name) {
+                cx.error_spanned(lit, why);
+                ok = false;
+            }
+            Some(name)
+        }
+        None => None,
+    };
+    let skip_missed = match args.catch_up.get() {
+        Some((lit, _)) => match lit.value().as_str() {
+            "one" => false,
+            "none" => true,
+            other => {
+                cx.error_spanned(
+                    lit,
+                    format_args!(
+                        "`catch_up = {other:?}` is not a choice: write `catch_up = \"one\"` \
+                         (one run on return for all ticks missed while no worker ran; the \
+                         default) or `catch_up = \"none\"` (skip them)"
+                    ),
+                );
+                ok = false;
+                false
+            }
+        },
+        None => false,
+    };
+    ok.then_some(Cron {
+        expr: text,
+        tz,
+        skip_missed,
+    })
 }
 
 /// A `u32` integer literal; other suffixes and out-of-range values are errors.
@@ -418,10 +654,12 @@ pub(crate) fn upper_camel(name: &str) -> String {
     out
 }
 
-fn params(func: &ItemFn, cx: &mut Ctxt) -> Option<Vec<Param>> {
+/// The job's arguments, and where the `JobContext` parameter is, if any.
+fn params(func: &ItemFn, raw: bool, cx: &mut Ctxt) -> Option<(Vec<Param>, Option<Context>)> {
     let mut params = Vec::new();
+    let mut context: Option<Context> = None;
     let mut ok = true;
-    for input in &func.sig.inputs {
+    for (position, input) in func.sig.inputs.iter().enumerate() {
         match input {
             FnArg::Receiver(recv) => {
                 ok = false;
@@ -432,11 +670,29 @@ fn params(func: &ItemFn, cx: &mut Ctxt) -> Option<Vec<Param>> {
                      the data it needs as arguments",
                 );
             }
+            FnArg::Typed(pt) if is_context(&pt.ty) => {
+                // Not an argument: any pattern will do, it is passed by position.
+                if context.is_some() {
+                    ok = false;
+                    cx.error_spanned(
+                        pt,
+                        "a job takes at most one `JobContext` parameter; remove this one \
+                         (the first already receives the job's context)",
+                    );
+                } else {
+                    context = Some(Context {
+                        position,
+                        ty: (*pt.ty).clone(),
+                    });
+                }
+            }
             FnArg::Typed(pt) => {
                 let ident = match &*pt.pat {
                     Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
                         Some(p.ident.clone())
                     }
+                    // A raw job's body is passed by position: any pattern will do.
+                    _ if raw => Some(Ident::new("body", Span::call_site())),
                     pat => {
                         cx.error_spanned(
                             pat,
@@ -447,24 +703,57 @@ fn params(func: &ItemFn, cx: &mut Ctxt) -> Option<Vec<Param>> {
                         None
                     }
                 };
-                let ty_ok = check_param_type(&pt.ty, cx);
+                let ty_ok = check_param_type(&pt.ty, raw, cx);
                 match ident {
                     Some(ident) if ty_ok => params.push(Param {
                         ident,
                         ty: (*pt.ty).clone(),
+                        arg: pt.clone(),
                     }),
                     _ => ok = false,
                 }
             }
         }
     }
-    ok.then_some(params)
+    ok.then_some((params, context))
+}
+
+/// `JobContext` (or a path ending in it, like `bsjobs::JobContext`): the
+/// macro cannot resolve types, so it goes by the name, and the generated
+/// code checks that the type is bsjobs' one.
+fn is_context(ty: &Type) -> bool {
+    match ty {
+        Type::Group(g) => is_context(&g.elem),
+        Type::Paren(p) => is_context(&p.elem),
+        Type::Path(p) => {
+            p.qself.is_none()
+                && p.path.segments.last().is_some_and(|s| {
+                    s.ident == "JobContext" && matches!(s.arguments, syn::PathArguments::None)
+                })
+        }
+        _ => false,
+    }
 }
 
 /// Rejects types that cannot be decoded into an owned value: references and
 /// `impl Trait`, at any depth. Whether the type is `Serialize +
 /// DeserializeOwned` is left to the compiler (see `expand`).
-fn check_param_type(ty: &Type, cx: &mut Ctxt) -> bool {
+fn check_param_type(ty: &Type, raw: bool, cx: &mut Ctxt) -> bool {
+    if let Some(ctx) = find_context(ty) {
+        let msg = match ty {
+            Type::Reference(r) if is_context(&r.elem) => {
+                "take the context by value, `ctx: JobContext`: the worker makes one for each run \
+                 and hands it over, so there is nothing to borrow it from"
+            }
+            _ => {
+                "`JobContext` must be a parameter's whole type, like `ctx: JobContext`: the \
+                 worker always provides it, and inside another type it would be a job argument, \
+                 which must be serializable"
+            }
+        };
+        cx.error_spanned(ctx, msg);
+        return false;
+    }
     let Some(bad) = find_unowned(ty) else {
         return true;
     };
@@ -472,17 +761,28 @@ fn check_param_type(ty: &Type, cx: &mut Ctxt) -> bool {
         Type::Reference(r) => {
             let owned = match &*r.elem {
                 Type::Path(p) if p.path.is_ident("str") => "`String` instead of `&str`".to_owned(),
-                Type::Slice(_) => "`Vec<T>` instead of `&[T]`".to_owned(),
+                Type::Slice(sl) => {
+                    let elem = &sl.elem;
+                    let elem = quote::quote!(#elem).to_string();
+                    format!("`Vec<{elem}>` instead of `&[{elem}]`")
+                }
                 Type::Path(p) if p.path.is_ident("Path") => {
                     "`PathBuf` instead of `&Path`".to_owned()
                 }
                 elem => format!("`{}` instead of a reference", quote::quote!(#elem)),
             };
-            format!(
-                "job arguments must be owned: they are decoded from the job's JSON when it \
-                 runs, so nothing can be borrowed; use {owned} (every argument type must be \
-                 Serialize + DeserializeOwned)"
-            )
+            if raw {
+                format!(
+                    "the body of a raw job must be owned: the worker hands it over when the job \
+                     runs, so nothing can be borrowed; use {owned}"
+                )
+            } else {
+                format!(
+                    "job arguments must be owned: they are decoded from the job's JSON when it \
+                     runs, so nothing can be borrowed; use {owned} (every argument type must be \
+                     Serialize + DeserializeOwned)"
+                )
+            }
         }
         _ => "`impl Trait` is not supported in job arguments: they are decoded from the job's \
               JSON, so each needs a concrete owned type that is Serialize + DeserializeOwned"
@@ -490,6 +790,54 @@ fn check_param_type(ty: &Type, cx: &mut Ctxt) -> bool {
     };
     cx.error_spanned(bad, msg);
     false
+}
+
+/// A `JobContext` inside `ty` (which is not one itself), as the type to
+/// point at: `&JobContext` whole, else the inner `JobContext`.
+fn find_context(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Reference(r) if is_context(&r.elem) => Some(ty),
+        Type::Reference(r) => find_context(&r.elem),
+        _ => inner_types(ty).into_iter().find_map(|t| {
+            if is_context(t) {
+                Some(t)
+            } else {
+                find_context(t)
+            }
+        }),
+    }
+}
+
+/// The types directly inside `ty`: elements, type arguments.
+fn inner_types(ty: &Type) -> Vec<&Type> {
+    match ty {
+        Type::Array(a) => vec![&a.elem],
+        Type::Slice(s) => vec![&s.elem],
+        Type::Group(g) => vec![&g.elem],
+        Type::Paren(p) => vec![&p.elem],
+        Type::Ptr(p) => vec![&p.elem],
+        Type::Reference(r) => vec![&r.elem],
+        Type::Tuple(t) => t.elems.iter().collect(),
+        Type::Path(p) => p
+            .qself
+            .iter()
+            .map(|q| &*q.ty)
+            .chain(p.path.segments.iter().flat_map(|seg| {
+                match &seg.arguments {
+                    syn::PathArguments::AngleBracketed(a) => a
+                        .args
+                        .iter()
+                        .filter_map(|arg| match arg {
+                            syn::GenericArgument::Type(t) => Some(t),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>(),
+                    _ => Vec::new(),
+                }
+            }))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn find_unowned(ty: &Type) -> Option<&Type> {
@@ -674,6 +1022,27 @@ mod tests {
         }
         for bad in ["", "-email", "has space", "émail", "a,b", &"x".repeat(201)] {
             assert!(check_tube(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn raw_body_shapes() {
+        let kind = |ty: &str| body_kind(&syn::parse_str::<Type>(ty).unwrap());
+        for ty in ["Vec<u8>", "std::vec::Vec<u8>", "Vec<core::primitive::u8>"] {
+            assert!(kind(ty) == Body::Bytes, "{ty}");
+        }
+        for ty in ["String", "std::string::String", "alloc::string::String"] {
+            assert!(kind(ty) == Body::Text, "{ty}");
+        }
+        for ty in [
+            "Vec<u16>",
+            "Vec<String>",
+            "Signup",
+            "Option<String>",
+            "[u8; 4]",
+            "Box<str>",
+        ] {
+            assert!(kind(ty) == Body::Json, "{ty}");
         }
     }
 

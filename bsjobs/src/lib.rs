@@ -47,6 +47,32 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # The job's context
+//!
+//! A parameter of type [`JobContext`], in any position, is not an argument:
+//! the worker fills it for each run.
+//!
+//! ```
+//! use bsjobs::JobContext;
+//!
+//! #[bsjobs::job(tube = "charge", retries = 5)]
+//! async fn charge(order: u64, ctx: JobContext) -> Result<(), String> {
+//!     if ctx.attempt > 1 {
+//!         println!("order {order}: attempt {} (job {})", ctx.attempt, ctx.id);
+//!     }
+//!     Ok(())
+//! }
+//!
+//! # async fn app() -> Result<(), bsjobs::Error> {
+//! Charge::enqueue(42).await?; // the context is not an argument
+//! # Ok(()) }
+//! # fn main() {
+//! // A direct call, as in a unit test, makes its own context:
+//! # let _ =
+//! charge(42, JobContext::new("charge", 1));
+//! # }
+//! ```
+//!
 //! # Run a worker
 //!
 //! ```no_run
@@ -94,7 +120,9 @@
 
 pub use bsjobs_core::client::{Client, ClientConfig};
 pub use bsjobs_core::hook;
-pub use bsjobs_core::job::{CatchUp, Enqueue, Failure, JobError, JobHandle, JobOptions, Retry};
+pub use bsjobs_core::job::{
+    CatchUp, Enqueue, Failure, JobContext, JobError, JobHandle, JobOptions, Retry,
+};
 pub use bsjobs_core::proto::JobId;
 pub use bsjobs_core::testing;
 pub use bsjobs_core::worker::{current_job, CurrentJob, Shutdown, Worker};
@@ -110,7 +138,8 @@ pub mod proto {
 #[doc(hidden)]
 pub mod __private {
     pub use bsjobs_core::job::{
-        Enqueue, Handler, HandlerFuture, IntoOutcome, JobDescriptor, JobHandle, JobOptions, Outcome,
+        decode_json, decode_text, BodyError, CatchUp, Enqueue, Handler, HandlerFuture, IntoOutcome,
+        JobContext, JobDescriptor, JobHandle, JobOptions, Outcome,
     };
     pub use bsjobs_core::Error;
     pub use inventory;

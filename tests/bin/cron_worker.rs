@@ -2,43 +2,25 @@
 //! Each run appends `<tick> <pid> <start unix ms>` to the file named by
 //! `BSJOBS_CRON_LEDGER`. Runs until SIGTERM (or SIGKILL by the test).
 
-use bsjobs::__private::{inventory, HandlerFuture, JobDescriptor, JobOptions};
 use std::io::Write as _;
 
-fn every_second(_args: &str) -> Result<HandlerFuture, bsjobs::__private::serde_json::Error> {
-    Ok(Box::pin(async {
-        let job = bsjobs::current_job().expect("inside a job");
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis();
-        let path = std::env::var("BSJOBS_CRON_LEDGER").expect("BSJOBS_CRON_LEDGER");
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap();
-        let line = format!("{} {} {ms}\n", job.tick.unwrap_or(-1), std::process::id());
-        f.write_all(line.as_bytes()).unwrap();
-        // Long enough for a kill to land inside a run now and then.
-        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-        Ok(())
-    }))
-}
-
-inventory::submit! {
-    JobDescriptor {
-        name: "every_second",
-        tube: "cf_tick",
-        options: JobOptions {
-            cron: Some("* * * * * *"),
-            ttr: 5,
-            ..JobOptions::DEFAULT
-        },
-        file: file!(),
-        line: line!(),
-        handler: every_second,
-    }
+#[bsjobs::job(tube = "cf_tick", cron = "* * * * * *", ttr = "5s")]
+async fn every_second() {
+    let job = bsjobs::current_job().expect("inside a job");
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let path = std::env::var("BSJOBS_CRON_LEDGER").expect("BSJOBS_CRON_LEDGER");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let line = format!("{} {} {ms}\n", job.tick.unwrap_or(-1), std::process::id());
+    f.write_all(line.as_bytes()).unwrap();
+    // Long enough for a kill to land inside a run now and then.
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
 }
 
 #[tokio::main]

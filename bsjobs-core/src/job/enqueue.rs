@@ -14,6 +14,8 @@ pub struct Enqueue {
     tube: &'static str,
     options: &'static JobOptions,
     args: Result<Vec<u8>, String>,
+    /// `args` is the whole body (a raw job), not the envelope's arguments.
+    raw: bool,
     delay: Option<Duration>,
     at: Option<SystemTime>,
     priority: Option<u32>,
@@ -67,12 +69,41 @@ impl Enqueue {
             tube,
             options,
             args: serde_json::to_vec(args).map_err(|e| e.to_string()),
+            raw: false,
             delay: None,
             at: None,
             priority: None,
             ttr: None,
             client: None,
         }
+    }
+
+    /// Prepares a raw job (`#[job(raw)]`) for `tube` whose body is exactly
+    /// `body`: no envelope, nothing added.
+    pub fn raw(tube: &'static str, options: &'static JobOptions, body: Vec<u8>) -> Self {
+        Enqueue {
+            tube,
+            options,
+            args: Ok(body),
+            raw: true,
+            delay: None,
+            at: None,
+            priority: None,
+            ttr: None,
+            client: None,
+        }
+    }
+
+    /// Prepares a raw job for `tube` whose body is `body` as JSON, nothing
+    /// added.
+    pub fn raw_json<T: serde::Serialize + ?Sized>(
+        tube: &'static str,
+        options: &'static JobOptions,
+        body: &T,
+    ) -> Self {
+        let mut e = Self::raw(tube, options, Vec::new());
+        e.args = serde_json::to_vec(body).map_err(|e| e.to_string());
+        e
     }
 
     /// Runs the job after `delay` (whole seconds; sub-second parts round up).
@@ -123,21 +154,32 @@ impl Enqueue {
                 .unwrap_or(0),
             (None, None) => self.options.delay,
         };
-        let chain = self.options.repeat.map(|_| new_chain_id());
+        let chain = if self.raw {
+            // A raw job cannot repeat (the attribute refuses it).
+            None
+        } else {
+            self.options.repeat.map(|_| new_chain_id())
+        };
         // A chain's identity is its chain id; a one-shot job gets its own.
         let identity = chain.clone().unwrap_or_else(new_chain_id);
-        let mut body = Vec::with_capacity(args.len() + 96);
-        Envelope::write(
-            &mut body,
-            &args,
-            Fields {
-                chain: chain.as_deref(),
-                id: chain.is_none().then_some(identity.as_str()),
-                pri: self.priority,
-                ttr: self.ttr,
-                ..Fields::default()
-            },
-        );
+        let body = if self.raw {
+            // Exactly the bytes given: nothing is added.
+            args
+        } else {
+            let mut body = Vec::with_capacity(args.len() + 96);
+            Envelope::write(
+                &mut body,
+                &args,
+                Fields {
+                    chain: chain.as_deref(),
+                    id: chain.is_none().then_some(identity.as_str()),
+                    pri: self.priority,
+                    ttr: self.ttr,
+                    ..Fields::default()
+                },
+            );
+            body
+        };
         Ok(PreparedPut {
             tube: self.tube,
             pri: self.priority.unwrap_or(self.options.priority),
@@ -172,7 +214,7 @@ pub struct PreparedPut {
     pub delay: u32,
     /// TTR in seconds.
     pub ttr: u32,
-    /// The envelope.
+    /// The envelope (for a raw job, the body as given).
     pub body: Vec<u8>,
     /// Chain id of a repeating job.
     pub chain: Option<String>,

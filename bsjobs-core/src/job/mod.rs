@@ -1,7 +1,12 @@
 //! What a job is: its registered descriptor, its options, its envelope.
 
+mod body;
+mod context;
 mod enqueue;
 mod envelope;
+
+pub use body::{decode_json, decode_text, BodyError};
+pub use context::JobContext;
 
 pub(crate) use enqueue::{secs_ceil, set_due, set_token};
 pub use enqueue::{Enqueue, JobHandle, PreparedPut};
@@ -105,10 +110,33 @@ impl<E: std::fmt::Display> From<E> for JobError {
     }
 }
 
-/// Decodes the `args` object of an envelope and starts the job function.
+/// Decodes the `args` object of an envelope and starts the job function,
+/// handing it `ctx` if it takes a [`JobContext`] parameter.
 ///
 /// An `Err` means the arguments could not be decoded; the job is buried.
-pub type Handler = fn(args: &str) -> Result<HandlerFuture, serde_json::Error>;
+pub type ArgsHandler = fn(args: &str, ctx: JobContext) -> Result<HandlerFuture, serde_json::Error>;
+
+/// Starts the function of a raw job with the job's whole body, handing it
+/// `ctx` if it takes a [`JobContext`] parameter.
+///
+/// An `Err` means the body could not be decoded; the job is buried.
+pub type RawHandler = fn(body: &[u8], ctx: JobContext) -> Result<HandlerFuture, BodyError>;
+
+/// How the worker starts a job function.
+#[derive(Debug, Clone, Copy)]
+pub enum Handler {
+    /// A job whose body is the bsjobs envelope: its `args` go to the function.
+    Args(ArgsHandler),
+    /// A raw job (`#[job(raw)]`): the body is the producer's bytes, given to
+    /// the function whole.
+    Raw {
+        /// Starts the function.
+        run: RawHandler,
+        /// Whether the function takes a [`JobContext`]: the worker then reads
+        /// the job's counters from beanstalkd before the run.
+        context: bool,
+    },
+}
 
 /// Everything the worker knows about one job type. The `#[job]` attribute
 /// registers one per function with `inventory`.
@@ -124,7 +152,7 @@ pub struct JobDescriptor {
     pub file: &'static str,
     /// Source line of the function.
     pub line: u32,
-    /// Decodes arguments and runs the function.
+    /// Decodes arguments (or takes the raw body) and runs the function.
     pub handler: Handler,
 }
 
@@ -164,8 +192,12 @@ pub struct JobOptions {
     pub timeout: Option<u32>,
     /// Cron schedule of a cron job: 5 fields (minute hour day-of-month
     /// month day-of-week) or 6 with leading seconds; `None` for other jobs.
+    /// `#[job]` checks it at compile time with `croner` 4 as
+    /// `CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed)`,
+    /// and that it fires at least once; the runtime must parse it the same way.
     pub cron: Option<&'static str>,
-    /// IANA time zone the cron schedule is read in; `None`: UTC.
+    /// IANA time zone the cron schedule is read in; `None`: UTC. Checked at
+    /// compile time to be a `chrono_tz::Tz` name.
     pub tz: Option<&'static str>,
     /// What a cron job does about ticks missed while no worker ran.
     pub catch_up: CatchUp,

@@ -57,6 +57,7 @@ impl Schedule {
     pub(crate) fn parse(expr: &str, tz: Option<&str>) -> Result<Schedule, String> {
         let cron = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Optional)
+            .year(croner::parser::Year::Disallowed)
             .build()
             .parse(expr)
             .map_err(|e| format!("cron expression {expr:?}: {e}"))?;
@@ -556,10 +557,10 @@ mod tests {
         }
     }
 
-    /// Wall-clock schedules follow wall-clock time: the repeated hour of a
-    /// fall-back is not run a second time (croner's rule, documented).
+    /// An hourly schedule runs in both hours of a fall-back: every real
+    /// hour gets its run.
     #[test]
-    fn hourly_ticks_do_not_repeat_the_fall_back_hour() {
+    fn hourly_ticks_keep_both_hours_of_a_fall_back() {
         let tz = chrono_tz::Europe::Berlin;
         let s = Schedule::parse("0 * * * *", Some("Europe/Berlin")).unwrap();
         let from = at(tz, 2026, 10, 25, 1, 30);
@@ -567,8 +568,8 @@ mod tests {
             ticks(&s, from, 3),
             [
                 "2026-10-25 02:00:00 CEST",
-                "2026-10-25 03:00:00 CET",
-                "2026-10-25 04:00:00 CET"
+                "2026-10-25 02:00:00 CET",
+                "2026-10-25 03:00:00 CET"
             ]
         );
     }

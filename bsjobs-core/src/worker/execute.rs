@@ -7,9 +7,13 @@
 use super::chain::{self, Next, Standing};
 use super::cron;
 use super::settle::{Purpose, Verdict};
+use super::Shutdown;
 use crate::client::Client;
 use crate::hook::{Event, Hooks};
-use crate::job::{secs_ceil, CatchUp, Envelope, Failure, Fields, JobDescriptor, JobOptions, Retry};
+use crate::job::{
+    secs_ceil, ArgsHandler, CatchUp, Envelope, Failure, Fields, Handler, HandlerFuture, JobContext,
+    JobDescriptor, JobOptions, Retry,
+};
 use crate::proto::JobId;
 use crate::Error;
 use futures_util::FutureExt as _;
@@ -25,6 +29,8 @@ pub(super) struct Ctx {
     pub(super) control: Client,
     pub(super) server: usize,
     pub(super) hooks: Hooks,
+    /// Ends a raw job's backoff early (the job is released at once).
+    pub(super) shutdown: Shutdown,
 }
 
 /// The job a handler is running for, as [`current_job`] returns it.
@@ -82,6 +88,12 @@ pub(super) enum RunResult {
 pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
     let d = ctx.descriptor;
     let o = &d.options;
+    let handler = match d.handler {
+        Handler::Args(h) => h,
+        Handler::Raw { run, context } => {
+            return super::raw::execute(ctx, id, body, run, context).await
+        }
+    };
     // A body rewritten with a replacement token outlives the envelope.
     let rebuilt: Vec<u8>;
     let mut env = match Envelope::parse(body) {
@@ -216,7 +228,7 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
         }
     }
     let began = std::time::Instant::now();
-    let result = run(ctx, id, &env).await;
+    let result = run(ctx, id, &env, handler).await;
     let result = match result {
         Ok(r) => r,
         Err(v) => return v,
@@ -432,11 +444,17 @@ async fn kicked(ctx: &Ctx, id: JobId) -> bool {
 
 /// Runs the handler. `Err` carries the verdict for arguments that cannot be
 /// decoded.
-async fn run(ctx: &Ctx, id: JobId, env: &Envelope<'_>) -> Result<RunResult, Verdict> {
+async fn run(
+    ctx: &Ctx,
+    id: JobId,
+    env: &Envelope<'_>,
+    handler: ArgsHandler,
+) -> Result<RunResult, Verdict> {
     let d = ctx.descriptor;
     let o = &d.options;
     let pri = env.pri.unwrap_or(o.priority);
-    let started = match std::panic::catch_unwind(|| (d.handler)(env.args.get())) {
+    let job = context(ctx, id, env);
+    let started = match std::panic::catch_unwind(|| handler(env.args.get(), job)) {
         Ok(Ok(fut)) => fut,
         Ok(Err(e)) => {
             tracing::error!(tube = d.tube, id, error = %e, "cannot decode job arguments; burying it");
@@ -478,25 +496,40 @@ async fn run(ctx: &Ctx, id: JobId, env: &Envelope<'_>) -> Result<RunResult, Verd
         });
         ctx.hooks.wrap(&current, started)
     };
-    let run = CURRENT.scope(current, AssertUnwindSafe(started).catch_unwind());
-    let result = match o.timeout {
+    let started: HandlerFuture = Box::pin(CURRENT.scope(current, started));
+    Ok(supervise(started, o.timeout).await)
+}
+
+/// Runs a started handler within `timeout` seconds, catching a panic.
+pub(super) async fn supervise(started: HandlerFuture, timeout: Option<u32>) -> RunResult {
+    let run = AssertUnwindSafe(started).catch_unwind();
+    let result = match timeout {
         Some(t) => match tokio::time::timeout(Duration::from_secs(t.into()), run).await {
             Ok(r) => r,
             Err(_) => Ok(Err(Failure::from(format!("timed out after {t}s")))),
         },
         None => run.await,
     };
-    Ok(
-        match result.unwrap_or_else(|p| {
-            Err(Failure::from(format!(
-                "panicked: {}",
-                super::panic_message(&*p)
-            )))
-        }) {
-            Ok(()) => RunResult::Ok,
-            Err(e) => RunResult::Failed(e),
-        },
-    )
+    match result.unwrap_or_else(|p| {
+        Err(Failure::from(format!(
+            "panicked: {}",
+            super::panic_message(&*p)
+        )))
+    }) {
+        Ok(()) => RunResult::Ok,
+        Err(e) => RunResult::Failed(e),
+    }
+}
+
+/// What the handler of job `id` is told about it.
+fn context(ctx: &Ctx, id: JobId, env: &Envelope<'_>) -> JobContext {
+    let mut job = JobContext::new(ctx.descriptor.tube, id);
+    job.attempt = env.attempt.saturating_add(1);
+    job.run = env.run.saturating_add(1);
+    job.chain = env.chain.map(str::to_owned);
+    job.server = ctx.server;
+    job.job = env.identity().map(str::to_owned);
+    job
 }
 
 fn current_of(ctx: &Ctx, id: JobId, env: &Envelope<'_>) -> CurrentJob {

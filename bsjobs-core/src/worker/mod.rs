@@ -13,6 +13,7 @@ mod cmd;
 pub(crate) mod cron;
 mod execute;
 mod log;
+mod raw;
 mod settle;
 mod shutdown;
 mod tube;

@@ -80,6 +80,9 @@ pub(super) enum Verdict {
     },
     /// A cancelled chain: delete the job and its token.
     Cancelled { token: JobId },
+    /// Hand the job back as it is, ready at once, keeping its priority: a
+    /// raw job's retry once its backoff has passed (see `raw.rs`).
+    Release { pri: u32 },
 }
 
 /// A job being settled.
@@ -149,6 +152,10 @@ impl Settle {
             Verdict::BuryCopy { pri, copy } => (
                 Settle::BuryCopy { job, pri },
                 Progress::Send(vec![copy.put()]),
+            ),
+            Verdict::Release { pri } => (
+                Settle::Final,
+                Progress::Finish(vec![Cmd::Release { id: job, pri }], None),
             ),
             Verdict::Cancelled { token } => (
                 Settle::Final,
@@ -358,6 +365,11 @@ mod tests {
         assert_eq!(
             Settle::begin(10, Verdict::Bury { pri: 3 }).1,
             Progress::Finish(vec![Cmd::Bury { id: 10, pri: 3 }], None)
+        );
+        // A raw job's retry: the same job, ready again, its priority kept.
+        assert_eq!(
+            Settle::begin(10, Verdict::Release { pri: 7 }).1,
+            Progress::Finish(vec![Cmd::Release { id: 10, pri: 7 }], None)
         );
     }
 }

@@ -191,6 +191,7 @@ impl TubeLoop {
             control: s.control.clone(),
             server: s.server,
             hooks: s.hooks.clone(),
+            shutdown: s.shutdown.clone(),
         });
         TubeLoop {
             ctx,
@@ -979,7 +980,10 @@ fn check(tube: &str, id: JobId, cmd: &Cmd, r: &Response) {
         return;
     }
     match (cmd, r) {
-        (Cmd::Delete(d) | Cmd::Bury { id: d, .. }, Response::NotFound) if *d == id => {
+        (
+            Cmd::Delete(d) | Cmd::Bury { id: d, .. } | Cmd::Release { id: d, .. },
+            Response::NotFound,
+        ) if *d == id => {
             tracing::warn!(
                 tube,
                 id,
@@ -987,6 +991,13 @@ fn check(tube: &str, id: JobId, cmd: &Cmd, r: &Response) {
             );
         }
         (Cmd::Bury { .. } | Cmd::Release { .. }, Response::BuriedId(_)) => {}
+        (Cmd::Release { .. }, Response::Buried) => {
+            tracing::error!(
+                tube,
+                id,
+                "server out of memory: job buried instead of released"
+            );
+        }
         (cmd, r) => {
             tracing::warn!(tube, id, command = cmd.name(), reply = ?r, "unexpected reply while settling a job");
         }

@@ -1,0 +1,75 @@
+use crate::proto::JobId;
+use std::time::SystemTime;
+
+/// What a running job knows about itself.
+///
+/// Take it as a parameter of a job function, in any position; it is not one
+/// of the job's arguments (`enqueue` does not take it) but is filled in by
+/// the worker for each run:
+///
+/// ```ignore
+/// use bsjobs::JobContext;
+///
+/// #[bsjobs::job(tube = "charge", retries = 5)]
+/// async fn charge(order: u64, ctx: JobContext) -> Result<(), String> {
+///     if ctx.attempt > 1 {
+///         println!("order {order}: attempt {} (job {})", ctx.attempt, ctx.id);
+///     }
+///     Ok(())
+/// }
+///
+/// Charge::enqueue(42).await?; // the context is not an argument
+/// ```
+/// (The `bsjobs` crate's documentation has this example as a doctest.)
+///
+/// The function stays an ordinary function: to call it directly, for
+/// instance in a unit test, make a context with [`JobContext::new`].
+///
+/// Counters start at 1. A retry or the next run of a repeating job is a new
+/// beanstalkd job, so [`id`](Self::id) changes between attempts and runs;
+/// `chain` does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobContext {
+    /// beanstalkd id of the current job (of this attempt of this run).
+    pub id: JobId,
+    /// The tube the job was reserved from.
+    pub tube: &'static str,
+    /// Which attempt this is: 1 for the first, 2 for the first retry, ….
+    /// A kicked job keeps counting until it fails again, which then starts
+    /// a fresh set of attempts.
+    pub attempt: u32,
+    /// Which run of a repeating job this is: 1 for the first; always 1 for
+    /// a one-shot job.
+    pub run: u32,
+    /// Chain id of a repeating job, the same for all its runs; `None` for a
+    /// one-shot job.
+    pub chain: Option<String>,
+    /// Index of the server (in the worker's list) the job came from.
+    pub server: usize,
+    /// A stable identity of the job, the same across retries, runs and
+    /// kicks; `None` where the runtime does not provide one yet.
+    pub job: Option<String>,
+    /// When the job was first enqueued; `None` where not known (a producer
+    /// that did not record it, or a runtime that does not provide it yet).
+    pub enqueued_at: Option<SystemTime>,
+}
+
+impl JobContext {
+    /// A context for the first attempt of the first run of job `id` in
+    /// `tube`, with no chain, server 0 and no identity: what a unit test
+    /// passes when it calls a job function directly. Change the public
+    /// fields to test other cases.
+    pub fn new(tube: &'static str, id: JobId) -> Self {
+        JobContext {
+            id,
+            tube,
+            attempt: 1,
+            run: 1,
+            chain: None,
+            server: 0,
+            job: None,
+            enqueued_at: None,
+        }
+    }
+}
