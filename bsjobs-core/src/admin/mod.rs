@@ -56,7 +56,9 @@ pub fn is_internal(tube: &str) -> bool {
 }
 
 /// A job on one server of the URL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 pub struct JobRef {
     /// Index of the server in the URL's list.
     pub server: usize,
@@ -316,6 +318,30 @@ impl Admin {
         } else {
             r.id.to_string()
         }
+    }
+
+    /// Parses a cursor (`id`, or `id@host:port` for a server of the URL
+    /// other than the first) without asking any server.
+    pub fn resolve_cursor(&self, text: &str) -> Result<JobRef, Error> {
+        let bad = |reason: String| Error::BadJobRef {
+            text: text.to_owned(),
+            reason,
+        };
+        let (id, server) = match text.split_once('@') {
+            Some((id, addr)) => (
+                id,
+                self.servers()
+                    .iter()
+                    .position(|s| s == addr)
+                    .ok_or_else(|| bad(format!("{addr} is not a server of the URL")))?,
+            ),
+            None => (text, 0),
+        };
+        let id = id
+            .trim()
+            .parse()
+            .map_err(|_| bad("a job id is a positive number, optionally @host:port".into()))?;
+        Ok(JobRef { server, id })
     }
 
     /// Parses `id` or `id@host:port` (a server of the URL). A bare id on a
