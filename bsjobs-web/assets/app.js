@@ -99,12 +99,12 @@
     const box = el("div", { class: "servers" });
     for (const s of servers) {
       if (s.error) {
-        box.append(el("div", { class: "server down" }, el("b", {}, s.addr), "unreachable: " + s.error));
+        box.append(el("div", { class: "server down" }, el("strong", {}, s.addr), "unreachable: " + s.error));
         continue;
       }
       const st = s.stats;
       box.append(el("div", { class: "server", "data-server": s.addr },
-        el("b", {}, s.addr),
+        el("strong", {}, s.addr),
         el("span", { class: "muted" }, "beanstalkd " + st.version + ", up " + dur(st.uptime) +
           (st.binlog ? ", binlog" : "") + (st.draining ? ", DRAINING" : "")),
         el("div", {}, "ready " + st.ready + " · reserved " + st.reserved + " · delayed " + st.delayed +
