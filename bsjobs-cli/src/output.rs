@@ -34,9 +34,12 @@ impl Out {
     }
 
     fn print_json<T: Serialize + ?Sized>(&self, v: &T) {
-        let mut o = std::io::stdout().lock();
+        // Stdout is line-buffered: one write per line of pretty JSON
+        // otherwise.
+        let mut o = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
         let _ = serde_json::to_writer_pretty(&mut o, v);
         let _ = writeln!(o);
+        let _ = o.flush();
     }
 
     /// A one-line JSON document (for `top`, one per refresh).

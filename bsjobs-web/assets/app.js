@@ -149,7 +149,7 @@
   function select(name, state) {
     const t = tubes.find((x) => x.name === name);
     if (!state) state = t && t.buried > 0 ? "buried" : t && t.ready > 0 ? "ready" : "buried";
-    sel = { tube: name, state: state, counts: null, after: null, jobs: [] };
+    sel = { tube: name, state: state, counts: t ? String(t[state]) : "gone", loaded: Date.now(), after: null, jobs: [] };
     renderTubes();
     loadJobs(false);
   }
@@ -254,13 +254,16 @@
         (o.history_secs ? " · rates over " + dur(Math.min(60, o.history_secs)) : "");
       if (sel) {
         const t = tubes.find((x) => x.name === sel.tube);
-        const counts = t ? [t.ready, t.delayed, t.reserved, t.buried, t.total_jobs, t.deletes].join() : "gone";
-        if (force || counts !== sel.counts) {
+        // A listing walks job ids on the server: redo it when the count of
+        // the state shown changes, at most every 10 s unless asked.
+        const counts = t ? String(t[sel.state]) : "gone";
+        if (force || (counts !== sel.counts && Date.now() - (sel.loaded || 0) > 10000)) {
           sel.counts = counts;
+          sel.loaded = Date.now();
           await loadJobs(false);
         }
       }
-      if (force || Date.now() - lastChains > 15000) {
+      if (force || Date.now() - lastChains > 20000) {
         lastChains = Date.now();
         renderChains(await get("/api/chains"));
       }

@@ -21,6 +21,11 @@ const PAGE: &str = include_str!("../assets/index.html");
 /// Ids a dashboard listing looks at per server per request.
 const WEB_BUDGET: u64 = 500_000;
 
+/// Ids a chain listing looks at per server.
+const CHAINS_BUDGET: u64 = 200_000;
+/// How long a chain listing is reused.
+const CHAINS_FRESH: Duration = Duration::from_secs(20);
+
 type St = State<Arc<Inner>>;
 
 pub(crate) fn routes(inner: Arc<Inner>) -> Router {
@@ -179,7 +184,17 @@ async fn jobs(State(inner): St, Query(q): Query<JobsIn>) -> Result<Response, Fai
 }
 
 async fn chains(State(inner): St) -> Result<Response, Fail> {
-    Ok(Json(inner.admin.chains(WEB_BUDGET).await?).into_response())
+    // A chain listing walks ids (see `bsjobs_core::admin`): an open page
+    // asks at most every CHAINS_FRESH, whatever its number of tabs.
+    let mut cache = inner.chains.lock().await;
+    if let Some((at, list)) = &*cache {
+        if at.elapsed() < CHAINS_FRESH {
+            return Ok(Json(list.clone()).into_response());
+        }
+    }
+    let list = inner.admin.chains(CHAINS_BUDGET).await?;
+    *cache = Some((std::time::Instant::now(), list.clone()));
+    Ok(Json(list).into_response())
 }
 
 /// One action, as the page posts it.
@@ -215,6 +230,7 @@ async fn action(State(inner): St, Json(a): Json<Action>) -> Result<Json<serde_js
         }
         Action::Cancel { job } => {
             let c = admin.cancel(job).await?;
+            *inner.chains.lock().await = None;
             match c.chain {
                 Some(ch) => format!("cancelled chain {ch}"),
                 None if c.deleted => format!("deleted job {}", admin.label(job)),
@@ -223,6 +239,7 @@ async fn action(State(inner): St, Json(a): Json<Action>) -> Result<Json<serde_js
         }
         Action::CancelChain { chain } => {
             admin.cancel_chain(&chain).await?;
+            *inner.chains.lock().await = None;
             format!("cancelled chain {chain}")
         }
         Action::KickAll { tube } => {

@@ -91,6 +91,9 @@ pub(crate) struct Inner {
     pub(crate) history: history::History,
     /// Whether the background sampler runs.
     pub(crate) sampling: std::sync::atomic::AtomicBool,
+    /// The last chain listing and when it was made.
+    pub(crate) chains:
+        tokio::sync::Mutex<Option<(std::time::Instant, bsjobs_core::admin::ChainList)>>,
 }
 
 impl Dashboard {
@@ -104,6 +107,7 @@ impl Dashboard {
                 csrf: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
                 history: history::History::default(),
                 sampling: Default::default(),
+                chains: Default::default(),
             }),
         }
     }
@@ -116,6 +120,7 @@ impl Dashboard {
             csrf: a.csrf.clone(),
             history: history::History::default(),
             sampling: Default::default(),
+            chains: Default::default(),
         });
         f(&mut inner);
         Dashboard {

@@ -24,13 +24,17 @@
 //! budget of ids, in which case the caller hands back a cursor to continue.
 //!
 //! **Cost.** One `stats-job` per id between `top` and the lowest job that
-//! has to be found. On the development VM beanstalkd answers about 300,000
-//! pipelined `stats-job` per second (measured by
-//! `cargo run --release -p bsjobs-cli --example list_bench`), so on a server
-//! whose ids span 1M a full walk takes about 3–4 s and 230 MB of replies
-//! over loopback, and keeps the single-threaded server busy meanwhile; a
-//! first page of the newest buried jobs stops as soon as it is full. A
-//! listing never holds more than one page of bodies in memory.
+//! has to be found, plus one `peek` per job listed. beanstalkd is
+//! single-threaded and formats each `stats-job` reply (about 230 bytes):
+//! on the loaded 2-core development VM it answered about 70,000 pipelined
+//! `stats-job` per second on one raw connection, and a walk through
+//! [`Client::read_many`] covered about 45,000 ids per second (measured by
+//! `target/release/examples/list_bench`, see the README). So on a server
+//! whose ids span 1M a full walk takes 15–25 s there, moves about 230 MB
+//! over loopback and keeps beanstalkd busy meanwhile (other clients are
+//! served between batches, more slowly); the first page of the newest
+//! buried jobs stops as soon as it is full (tens of ms). A listing holds
+//! one page of bodies in memory, never the whole server.
 
 use crate::proto::stats::JobStats;
 use crate::proto::{Command, JobId, Response};
