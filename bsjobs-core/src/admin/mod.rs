@@ -518,15 +518,25 @@ impl Admin {
                 by_server.entry(r.server).or_default().push((r, s));
             }
             for (server, list) in by_server {
-                for chunk in list.chunks(scan::BATCH as usize) {
-                    let cmds: Vec<_> = chunk.iter().map(|(r, _)| Command::Peek(r.id)).collect();
-                    let replies = self.client.read_many(server, None, &cmds).await?;
-                    for ((r, s), reply) in chunk.iter().zip(replies) {
-                        match reply {
-                            Response::Found { body, .. } => jobs.push(JobInfo::new(*r, s, &body)),
-                            // Deleted since it was found.
-                            Response::NotFound => {}
-                            other => return Err(crate::client::other(other)),
+                // Batches of peeks, several on the wire at once, as the walk.
+                let group = scan::BATCH as usize * scan::IN_FLIGHT;
+                for chunks in list.chunks(group) {
+                    let replies = futures_util::future::join_all(
+                        chunks
+                            .chunks(scan::BATCH as usize)
+                            .map(|chunk| self.peek_chunk(server, chunk)),
+                    )
+                    .await;
+                    for (chunk, replies) in chunks.chunks(scan::BATCH as usize).zip(replies) {
+                        for ((r, s), reply) in chunk.iter().zip(replies?) {
+                            match reply {
+                                Response::Found { body, .. } => {
+                                    jobs.push(JobInfo::new(*r, s, &body))
+                                }
+                                // Deleted since it was found.
+                                Response::NotFound => {}
+                                other => return Err(crate::client::other(other)),
+                            }
                         }
                     }
                 }
@@ -543,6 +553,15 @@ impl Admin {
             matching,
             examined,
         })
+    }
+
+    async fn peek_chunk(
+        &self,
+        server: usize,
+        chunk: &[(JobRef, JobStats)],
+    ) -> Result<Vec<Response>, Error> {
+        let cmds: Vec<_> = chunk.iter().map(|(r, _)| Command::Peek(r.id)).collect();
+        self.client.read_many(server, None, &cmds).await
     }
 
     /// The ids and stats of a page; the cursor; the count expected; ids looked at.
