@@ -92,6 +92,7 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
+pub use bsjobs_core::admin;
 pub use bsjobs_core::client::{Client, ClientConfig};
 pub use bsjobs_core::job::{Enqueue, JobHandle, JobOptions};
 pub use bsjobs_core::proto::JobId;
