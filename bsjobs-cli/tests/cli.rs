@@ -309,3 +309,115 @@ fn completions_are_printed() {
     assert_eq!(r.code, 0);
     assert!(r.out.contains("_bsjobs()") && r.out.contains("kick"));
 }
+
+/// Runs `bsjobs` on a pseudo-terminal (util-linux `script`), as a user's
+/// shell does.
+fn on_terminal(url: &str, args: &str, no_color: bool) -> String {
+    let cmd = format!("{} --url {url} {args}", env!("CARGO_BIN_EXE_bsjobs"));
+    let mut c = Command::new("script");
+    c.args(["-qec", &cmd, "/dev/null"]).env("COLUMNS", "200");
+    if no_color {
+        c.env("NO_COLOR", "1");
+    } else {
+        c.env_remove("NO_COLOR");
+    }
+    let o = c.output().expect("util-linux script");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).replace("\r\n", "\n")
+}
+
+#[tokio::test]
+async fn on_a_terminal_tables_are_aligned_and_coloured() {
+    let server = Beanstalkd::start();
+    let (_c, _) = seed(&server).await;
+    let out = on_terminal(&server.url(), "tubes", false);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "\x1b[1mTUBE\x1b[0m     \x1b[1mREADY\x1b[0m  \x1b[1mDELAYED\x1b[0m  \x1b[1mRESERVED\x1b[0m  \x1b[1mBURIED\x1b[0m  \x1b[1mTOTAL\x1b[0m  \x1b[1mPAUSED\x1b[0m", "{out:?}");
+    assert!(
+        lines.contains(&"pay      0      0        0         \x1b[31m3\x1b[0m       3      -"),
+        "{out:?}"
+    );
+    let plain = on_terminal(&server.url(), "tubes", true);
+    assert!(!plain.contains('\x1b'), "NO_COLOR: {plain:?}");
+    assert!(
+        plain
+            .lines()
+            .any(|l| l == "email    3      1        0         0       4      -"),
+        "{plain:?}"
+    );
+}
+
+fn interrupt(child: &std::process::Child) {
+    // SIGINT, as Ctrl-C sends.
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+/// Waits up to 10 s for `child` to exit; its exit code.
+fn exit_within(child: &mut std::process::Child) -> i32 {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code().expect("exited, not killed");
+        }
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            panic!("did not stop within 10 s of SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn top_and_web_stop_on_ctrl_c() {
+    use std::io::BufRead as _;
+    let server = Beanstalkd::start();
+    let mut top = Command::new(env!("CARGO_BIN_EXE_bsjobs"))
+        .args(["--json", "top", "--interval", "200ms"])
+        .env("BSJOBS_URL", server.url())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(top.stdout.take().unwrap()).lines();
+    // Two refreshes seen: it is running its loop.
+    for _ in 0..2 {
+        let l = lines.next().unwrap().unwrap();
+        assert!(l.starts_with("{\"servers\""), "{l}");
+    }
+    interrupt(&top);
+    assert_eq!(exit_within(&mut top), 0);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut web = Command::new(env!("CARGO_BIN_EXE_bsjobs"))
+        .args([
+            "web",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--read-only",
+        ])
+        .env("BSJOBS_URL", server.url())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(web.stderr.take().unwrap()).lines();
+    let l = err.next().unwrap().unwrap();
+    assert!(l.contains(&format!("http://127.0.0.1:{port}/")), "{l}");
+    // It serves the page, in read-only mode.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read as _, Write as _};
+    write!(s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut page = String::new();
+    s.read_to_string(&mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("name=\"bsjobs-read-only\" content=\"true\""));
+    interrupt(&web);
+    assert_eq!(exit_within(&mut web), 0);
+}

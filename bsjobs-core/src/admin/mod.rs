@@ -759,6 +759,8 @@ impl Admin {
         })
     }
 
+    /// The handle `Client::cancel` takes. (When `JobHandle` gains the
+    /// chain's token, it is `job.envelope().and_then(|e| e.tok)`.)
     fn handle(&self, job: &JobInfo, chain: Option<String>) -> JobHandle {
         JobHandle {
             id: job.at.id,

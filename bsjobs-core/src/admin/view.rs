@@ -78,6 +78,10 @@ pub struct EnvelopeView {
     pub prev: Option<JobId>,
     /// Chain generation.
     pub gen: u32,
+    /// Id of the chain's token in `bsjobs.chains`, when the worker recorded
+    /// it (`tok`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tok: Option<JobId>,
     /// Why the last attempt failed, when the worker recorded it (`err`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -92,6 +96,8 @@ fn state_str<S: serde::Serializer>(s: &JobState, ser: S) -> Result<S::Ok, S::Err
 struct Extra {
     #[serde(default)]
     err: Option<serde_json::Value>,
+    #[serde(default)]
+    tok: Option<JobId>,
 }
 
 #[derive(serde::Deserialize)]
@@ -116,6 +122,7 @@ pub fn decode_body(tube: &str, body: &[u8]) -> Body {
                 chain: env.chain.map(str::to_owned),
                 prev: env.prev,
                 gen: env.gen,
+                tok: extra.as_ref().and_then(|e| e.tok),
                 error: extra.and_then(|e| e.err).map(error_text),
             })
         }
@@ -178,7 +185,7 @@ mod tests {
     fn decodes_envelopes_tokens_and_raw_bodies() {
         let b = decode_body(
             "email",
-            br#"{"v":1,"args":{"to":"<script>"},"attempt":2,"chain":"c1","gen":3,"prev":7,"err":"boom"}"#,
+            br#"{"v":1,"args":{"to":"<script>"},"attempt":2,"chain":"c1","gen":3,"prev":7,"tok":5,"err":"boom"}"#,
         );
         let Body::Envelope(e) = b else {
             panic!("{b:?}")
@@ -189,6 +196,7 @@ mod tests {
             (2, 3, Some(7), Some("c1"))
         );
         assert_eq!(e.error.as_deref(), Some("boom"));
+        assert_eq!(e.tok, Some(5));
 
         let b = decode_body(
             "x",
