@@ -184,6 +184,10 @@ pub(crate) struct WebArgs {
     /// Show, never act: every action is refused.
     #[arg(long)]
     pub(crate) read_only: bool,
+    /// Answer to this Host name too (repeatable). Without auth only
+    /// loopback names are answered, against DNS rebinding.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub(crate) allow_hosts: Vec<String>,
 }
 
 /// Parses `90`, `60s`, `5m`, `2h`, `1d`, `1h30m` (or `500ms` alone).

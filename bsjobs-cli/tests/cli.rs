@@ -357,6 +357,16 @@ fn interrupt(child: &std::process::Child) {
     assert!(ok);
 }
 
+/// A child process killed when the test ends, even by a failed assertion.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Waits up to 10 s for `child` to exit; its exit code.
 fn exit_within(child: &mut std::process::Child) -> i32 {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -376,48 +386,56 @@ fn exit_within(child: &mut std::process::Child) -> i32 {
 async fn top_and_web_stop_on_ctrl_c() {
     use std::io::BufRead as _;
     let server = Beanstalkd::start();
-    let mut top = Command::new(env!("CARGO_BIN_EXE_bsjobs"))
-        .args(["--json", "top", "--interval", "200ms"])
-        .env("BSJOBS_URL", server.url())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(top.stdout.take().unwrap()).lines();
+    let mut top = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_bsjobs"))
+            .args(["--json", "top", "--interval", "200ms"])
+            .env("BSJOBS_URL", server.url())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = std::io::BufReader::new(top.0.stdout.take().unwrap()).lines();
     // Two refreshes seen: it is running its loop.
     for _ in 0..2 {
         let l = lines.next().unwrap().unwrap();
         assert!(l.starts_with("{\"servers\""), "{l}");
     }
-    interrupt(&top);
-    assert_eq!(exit_within(&mut top), 0);
+    interrupt(&top.0);
+    assert_eq!(exit_within(&mut top.0), 0);
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut web = Command::new(env!("CARGO_BIN_EXE_bsjobs"))
-        .args([
-            "web",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--read-only",
-        ])
-        .env("BSJOBS_URL", server.url())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(web.stderr.take().unwrap()).lines();
+    let mut web = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_bsjobs"))
+            .args([
+                "web",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--read-only",
+            ])
+            .env("BSJOBS_URL", server.url())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut err = std::io::BufReader::new(web.0.stderr.take().unwrap()).lines();
     let l = err.next().unwrap().unwrap();
     assert!(l.contains(&format!("http://127.0.0.1:{port}/")), "{l}");
     // It serves the page, in read-only mode.
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     use std::io::{Read as _, Write as _};
-    write!(s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut page = String::new();
     s.read_to_string(&mut page).unwrap();
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("name=\"bsjobs-read-only\" content=\"true\""));
-    interrupt(&web);
-    assert_eq!(exit_within(&mut web), 0);
+    interrupt(&web.0);
+    assert_eq!(exit_within(&mut web.0), 0);
 }

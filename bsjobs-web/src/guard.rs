@@ -20,6 +20,9 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; conn
 
 pub(crate) async fn guard(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
     let mut set_cookie = None;
+    if let Err(why) = host_allowed(&inner, req.headers()) {
+        return with_headers((StatusCode::MISDIRECTED_REQUEST, why).into_response());
+    }
     if let Some(auth) = &inner.auth {
         match check_auth(auth, &req) {
             Ok(cookie) => set_cookie = cookie,
@@ -146,6 +149,38 @@ pub(crate) fn same_origin(csrf: &str, h: &HeaderMap) -> Result<(), &'static str>
         }
     }
     Ok(())
+}
+
+/// Without authentication only loopback names are served (or the hosts
+/// allowed by [`crate::Dashboard::allow_hosts`]): a page on another site
+/// whose name was re-pointed at 127.0.0.1 (DNS rebinding) would otherwise
+/// be same-origin with the dashboard, read its action token and act.
+fn host_allowed(inner: &Inner, h: &HeaderMap) -> Result<(), &'static str> {
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    let name = name.to_ascii_lowercase();
+    let ok = match &inner.hosts {
+        crate::Hosts::Any => true,
+        crate::Hosts::Listed(list) => list.iter().any(|h| h.eq_ignore_ascii_case(&name)),
+        crate::Hosts::Default if inner.auth.is_some() => true,
+        crate::Hosts::Default => {
+            name == "localhost"
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err("this dashboard answers to loopback host names only (set --token or --basic, or allow the host)")
+    }
 }
 
 fn cookies(h: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {

@@ -22,6 +22,8 @@
 //! - every asset is compiled in; the page loads nothing from elsewhere, and
 //!   its Content-Security-Policy only lets it run its own script;
 //! - [`bind`] refuses an address beyond loopback unless [`Auth`] is set;
+//!   without `Auth` only loopback `Host` names are answered (no DNS
+//!   rebinding), unless [`Dashboard::allow_hosts`] says otherwise;
 //! - actions are `POST`s that must carry the per-process token the page
 //!   holds (`X-Bsjobs-Csrf`), and are refused when `Origin` names another
 //!   site or `Sec-Fetch-Site` says `cross-site`;
@@ -64,6 +66,17 @@ impl std::fmt::Debug for Auth {
     }
 }
 
+/// Which `Host` names the dashboard answers to.
+#[derive(Debug, Clone)]
+pub(crate) enum Hosts {
+    /// Without auth: loopback names only; with auth: any.
+    Default,
+    /// Any host name.
+    Any,
+    /// These names (and no others).
+    Listed(Vec<String>),
+}
+
 /// Errors of [`bind`] and [`serve`].
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -91,6 +104,7 @@ pub(crate) struct Inner {
     pub(crate) history: history::History,
     /// Whether the background sampler runs.
     pub(crate) sampling: std::sync::atomic::AtomicBool,
+    pub(crate) hosts: Hosts,
     /// The last chain listing and when it was made.
     pub(crate) chains:
         tokio::sync::Mutex<Option<(std::time::Instant, bsjobs_core::admin::ChainList)>>,
@@ -107,6 +121,7 @@ impl Dashboard {
                 csrf: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
                 history: history::History::default(),
                 sampling: Default::default(),
+                hosts: Hosts::Default,
                 chains: Default::default(),
             }),
         }
@@ -120,6 +135,7 @@ impl Dashboard {
             csrf: a.csrf.clone(),
             history: history::History::default(),
             sampling: Default::default(),
+            hosts: a.hosts.clone(),
             chains: Default::default(),
         });
         f(&mut inner);
@@ -136,6 +152,22 @@ impl Dashboard {
     /// Requires authentication (`None`: none).
     pub fn auth(self, auth: Option<Auth>) -> Self {
         self.edit(|i| i.auth = auth)
+    }
+
+    /// The `Host` names to answer to (without a port), for a dashboard
+    /// mounted behind an application's own name. By default a dashboard
+    /// without [`Auth`] answers to loopback names only (`localhost`,
+    /// `127.0.0.1`, `[::1]`), which defeats DNS rebinding; with `Auth`, to
+    /// any. An empty list means any host.
+    pub fn allow_hosts<I: IntoIterator<Item = S>, S: Into<String>>(self, hosts: I) -> Self {
+        let list: Vec<String> = hosts.into_iter().map(Into::into).collect();
+        self.edit(|i| {
+            i.hosts = if list.is_empty() {
+                Hosts::Any
+            } else {
+                Hosts::Listed(list)
+            }
+        })
     }
 
     /// The routes, to serve or to `nest` under a path of an application.

@@ -31,7 +31,10 @@ async fn http(
     body: &str,
 ) -> Reply {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -317,4 +320,57 @@ async fn mounted_under_a_path_with_every_asset_embedded() {
     let r = http(addr, "GET", "/ops/jobs/api/jobs?tube=x&state=lost", &[], "").await;
     assert_eq!(r.status, 400);
     assert!(r.body.contains("unknown state"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn without_auth_only_loopback_host_names_are_answered() {
+    let server = Beanstalkd::start();
+    let admin = Admin::from_url(&server.url()).unwrap();
+    let addr = serve(Dashboard::new(admin.clone()).router()).await;
+    let port = addr.port();
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        assert_eq!(
+            http(addr, "GET", "/", &[("Host", &host)], "").await.status,
+            200,
+            "{host}"
+        );
+    }
+    // A name re-pointed at 127.0.0.1 by its owner (DNS rebinding).
+    let r = http(addr, "GET", "/", &[("Host", "evil.example")], "").await;
+    assert_eq!(r.status, 421, "{}", r.body);
+    assert!(
+        !r.body.contains("bsjobs-csrf"),
+        "the page and its token are not served"
+    );
+
+    let named = Dashboard::new(admin.clone()).allow_hosts(["jobs.example.com"]);
+    let addr = serve(named.router()).await;
+    assert_eq!(
+        http(addr, "GET", "/", &[("Host", "jobs.example.com")], "")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        http(addr, "GET", "/", &[("Host", "evil.example")], "")
+            .await
+            .status,
+        421
+    );
+
+    let authed = Dashboard::new(admin).auth(Some(Auth::Token("t".into())));
+    let addr = serve(authed.router()).await;
+    let r = http(
+        addr,
+        "GET",
+        "/",
+        &[("Host", "jobs.example.com"), ("Authorization", "Bearer t")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "with auth, any name");
 }
