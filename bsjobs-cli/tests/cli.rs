@@ -103,6 +103,7 @@ async fn tubes_and_jobs_list_as_tables_and_json() {
     assert_eq!(jobs.len(), 2);
     assert_eq!(jobs[0]["id"].as_u64(), Some(buried[2]));
     assert_eq!(jobs[0]["state"], "buried");
+    assert_eq!(jobs[0]["addr"], server.addr());
     assert_eq!(jobs[0]["body"]["args"]["amount"], 2);
     assert_eq!(jobs[0]["body"]["error"], "card declined 2");
     assert_eq!(jobs[0]["body"]["attempt"], 4);

@@ -114,7 +114,7 @@ impl Admin {
                         let c = entry(&mut by_chain, chain, server);
                         // Walking downwards: the first job met is the newest.
                         if c.job.is_none() {
-                            c.job = Some(JobInfo::new(at, stats, &body));
+                            c.job = Some(JobInfo::new(at, &self.servers()[server], stats, &body));
                         }
                     }
                     _ => {}

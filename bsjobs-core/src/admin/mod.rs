@@ -498,7 +498,12 @@ impl Admin {
         match <[Response; 2]>::try_from(r) {
             Ok([Response::Ok(yaml), Response::Found { body, .. }]) => {
                 let stats = JobStats::parse(&yaml).map_err(|e| Error::Unexpected(e.to_string()))?;
-                Ok(Some(JobInfo::new(at, &stats, &body)))
+                Ok(Some(JobInfo::new(
+                    at,
+                    &self.servers()[at.server],
+                    &stats,
+                    &body,
+                )))
             }
             Ok([Response::NotFound, _] | [_, Response::NotFound]) => Ok(None),
             Ok([r, _]) => Err(crate::client::other(r)),
@@ -531,7 +536,7 @@ impl Admin {
                         for ((r, s), reply) in chunk.iter().zip(replies?) {
                             match reply {
                                 Response::Found { body, .. } => {
-                                    jobs.push(JobInfo::new(*r, s, &body))
+                                    jobs.push(JobInfo::new(*r, &self.servers()[server], s, &body))
                                 }
                                 // Deleted since it was found.
                                 Response::NotFound => {}
@@ -544,7 +549,7 @@ impl Admin {
         } else {
             jobs = found
                 .into_iter()
-                .map(|(r, s)| JobInfo::new(r, &s, b""))
+                .map(|(r, s)| JobInfo::new(r, &self.servers()[r.server], &s, b""))
                 .collect();
         }
         Ok(JobPage {

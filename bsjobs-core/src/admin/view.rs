@@ -13,9 +13,11 @@ pub const RAW_SHOWN: usize = 16 * 1024;
 /// One job: where it is, its beanstalkd counters and its decoded body.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobInfo {
-    /// Server and id.
+    /// Server (index in the URL) and id.
     #[serde(flatten)]
     pub at: JobRef,
+    /// `host:port` of the server.
+    pub addr: String,
     /// The tube it is in.
     pub tube: String,
     /// `ready`, `delayed`, `reserved` or `buried`.
@@ -151,10 +153,11 @@ fn error_text(v: serde_json::Value) -> String {
 }
 
 impl JobInfo {
-    /// Builds the view from a job's stats and body.
-    pub fn new(at: JobRef, stats: &JobStats, body: &[u8]) -> Self {
+    /// Builds the view from a job's stats and body, on server `addr`.
+    pub fn new(at: JobRef, addr: &str, stats: &JobStats, body: &[u8]) -> Self {
         JobInfo {
             at,
+            addr: addr.to_owned(),
             tube: stats.tube.clone(),
             state: stats.state,
             pri: stats.pri,
