@@ -13,7 +13,7 @@
 //! current jobs are among the newest, but a token keeps the id it was made
 //! with, so the walk reaches down to the oldest token: on a server holding
 //! 1M jobs it costs up to one `stats-job` per id and one `peek` per job
-//! above the oldest token (20–40 s for 1M ids on the development VM: see
+//! above the oldest token (15–30 s for 1M ids on the development VM: see
 //! `scan`), bounded by the budget. A chain whose job is not met within the
 //! budget is listed with its token only.
 

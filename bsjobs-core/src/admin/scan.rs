@@ -26,13 +26,14 @@
 //! **Cost.** One `stats-job` per id between `top` and the lowest job that
 //! has to be found, plus one `peek` per job listed. beanstalkd is
 //! single-threaded and formats each `stats-job` reply (about 230 bytes):
-//! on the loaded 2-core development VM it answered about 70,000 pipelined
-//! `stats-job` per second on one raw connection, and a walk through
-//! [`Client::read_many`] covered about 45,000 ids per second (measured by
+//! on the 2-core development VM (load average 5) it answered 77,700
+//! pipelined `stats-job` per second on one raw connection, and a walk
+//! through [`Client::read_many`] covered 73,700 ids per second (measured by
 //! `target/release/examples/list_bench`, see the README). So on a server
-//! whose ids span 1M a full walk takes 15–25 s there, moves about 230 MB
-//! over loopback and keeps beanstalkd busy meanwhile (other clients are
-//! served between batches, more slowly); the first page of the newest
+//! whose ids span 1M a full walk takes about 14 s there (up to 3× more on a
+//! loaded machine), moves about 230 MB over loopback and keeps beanstalkd
+//! busy meanwhile (other clients are served between batches, more slowly);
+//! the first page of the newest
 //! buried jobs stops as soon as it is full (tens of ms). A listing holds
 //! one page of bodies in memory, never the whole server.
 
