@@ -358,3 +358,19 @@ async fn jobs_restored_from_a_binlog_above_total_jobs_are_found() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn looking_creates_no_tube() {
+    let server = Beanstalkd::start();
+    let admin = Admin::from_url(&server.url()).unwrap();
+    admin.client().put("a", 1, 0, 60, env("{}")).await.unwrap();
+    admin.chains(1000).await.unwrap();
+    admin
+        .jobs(&JobQuery::new("absent").state(JobState::Buried))
+        .await
+        .unwrap();
+    assert_eq!(admin.tube("absent").await.unwrap().current(), 0);
+    let mut names: Vec<String> = admin.client().list_tubes(0).await.unwrap();
+    names.sort();
+    assert_eq!(names, ["a", "default"]);
+}

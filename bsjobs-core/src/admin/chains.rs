@@ -84,7 +84,9 @@ impl Admin {
         };
         let mut by_chain: BTreeMap<String, ChainInfo> = BTreeMap::new();
         let mut tokens_found = 0;
-        let from = scan::top_id(&self.client, server, Some(CHAINS_TUBE)).await?;
+        // Peeking the heads of a tube `use`s it, which would create it.
+        let heads = (tokens_expected > 0).then_some(CHAINS_TUBE);
+        let from = scan::top_id(&self.client, server, heads).await?;
         let mut walk = std::pin::pin!(scan::walk(&self.client, server, from, budget));
         let mut reached_bottom = true;
         let mut last_low = from + 1;
