@@ -75,6 +75,18 @@ pub enum Error {
     /// shared [`Client`](crate::Client); use a [`Connection`](crate::client::Connection).
     #[error("{0} cannot go through the shared client: use a Connection")]
     NotShareable(String),
+    /// A command that changes state was given to a read-only batch
+    /// ([`Client::read_many`](crate::Client::read_many)); nothing was sent.
+    #[error("{0} changes state: only read-only commands can be batched with read_many")]
+    NotReadOnly(String),
+    /// A job reference (`id` or `id@host:port`) that names no job of the URL.
+    #[error("invalid job {text:?}: {reason}")]
+    BadJobRef {
+        /// The reference as given.
+        text: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Two job functions claim one tube.
     #[error(
         "tube {tube:?} has two handlers: `{first}` at {first_at} and `{second}` at {second_at}"

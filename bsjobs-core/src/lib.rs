@@ -1,6 +1,7 @@
 //! The protocol, client and worker runtime behind [bsjobs](https://docs.rs/bsjobs).
 //!
 //! Applications use the `bsjobs` facade; this crate is its engine room:
+//! - [`admin`]: list, decode and act on jobs, for operators' tools;
 //! - [`proto`]: the beanstalkd protocol, sans-IO;
 //! - [`client`]: async connections and the shared producer [`Client`];
 //! - [`job`]: job descriptors, options, the envelope, enqueueing;
@@ -8,6 +9,7 @@
 //! - [`testing`]: a real beanstalkd on a free loopback port, for tests.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod admin;
 pub mod client;
 mod error;
 pub mod hook;

@@ -195,3 +195,38 @@ impl Drop for Beanstalkd {
         self.kill();
     }
 }
+
+/// Puts `body` into `tube` on the server at `addr` (`host:port`) and buries
+/// it at once with priority `pri` (`reserve-job`, `bury`), as a worker does
+/// with a job whose retries are spent; returns its id. For tests of
+/// operator tools, which need buried jobs to show.
+pub async fn put_buried(
+    addr: &str,
+    tube: &str,
+    pri: u32,
+    body: &[u8],
+) -> Result<crate::proto::JobId, crate::Error> {
+    use crate::proto::{Command, Response};
+    let mut c =
+        crate::client::Connection::connect(addr, &crate::client::ClientConfig::default()).await?;
+    c.queue(&Command::Use(tube));
+    c.queue(&Command::Put {
+        pri,
+        delay: 0,
+        ttr: 60,
+        body,
+    });
+    c.flush().await?;
+    let _using = c.recv().await?;
+    let id = match c.recv().await? {
+        Response::Inserted(id) => id,
+        r => return Err(crate::client::other(r)),
+    };
+    c.queue(&Command::ReserveJob(id));
+    c.queue(&Command::Bury { id, pri });
+    c.flush().await?;
+    match (c.recv().await?, c.recv().await?) {
+        (Response::Reserved { .. }, Response::Buried) => Ok(id),
+        (r, _) => Err(crate::client::other(r)),
+    }
+}

@@ -118,6 +118,7 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
+pub use bsjobs_core::admin;
 pub use bsjobs_core::client::{Client, ClientConfig};
 pub use bsjobs_core::hook;
 pub use bsjobs_core::job::{

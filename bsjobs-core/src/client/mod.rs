@@ -626,6 +626,44 @@ impl Client {
         }
     }
 
+    /// Sends read-only commands (`peek*`, `stats*`, `list-*`) to `server`
+    /// in one write, after a `use tube` when `tube` is given, and returns
+    /// their replies in order: one round trip for the whole batch.
+    ///
+    /// A command that changes anything is refused with
+    /// [`Error::NotReadOnly`] before anything is sent.
+    pub async fn read_many(
+        &self,
+        server: usize,
+        tube: Option<&str>,
+        cmds: &[Command<'_>],
+    ) -> Result<Vec<Response>, Error> {
+        if cmds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut bytes = Vec::with_capacity(cmds.len() * 24);
+        for cmd in cmds {
+            if !read_only(cmd) {
+                return Err(Error::NotReadOnly(format!("{cmd:?}")));
+            }
+            for t in tube.into_iter().chain(cmd.tube()) {
+                check_tube(t)?;
+            }
+            cmd.encode(&mut bytes);
+        }
+        let lane = self.lane(server);
+        match lane
+            .call(tube.map(str::to_owned), bytes.clone(), cmds.len())
+            .await
+        {
+            // As in `request`: an idle connection that died is retried once.
+            Err(Error::Io(_) | Error::Closed) => {
+                lane.call(tube.map(str::to_owned), bytes, cmds.len()).await
+            }
+            r => r,
+        }
+    }
+
     /// Stops a job: see [`JobHandle::cancel`].
     ///
     /// A repeating chain is cancelled through its token (see the worker's
@@ -745,7 +783,7 @@ fn read_only(cmd: &Command<'_>) -> bool {
     )
 }
 
-fn check_tube(tube: &str) -> Result<(), Error> {
+pub(crate) fn check_tube(tube: &str) -> Result<(), Error> {
     validate_tube(tube).map_err(|reason| Error::BadTube {
         tube: tube.to_owned(),
         reason,
