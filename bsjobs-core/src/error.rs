@@ -48,6 +48,21 @@ pub enum Error {
     /// The server closed the connection.
     #[error("beanstalkd closed the connection")]
     Closed,
+    /// The connection failed after the command was written and before its
+    /// reply arrived: the server may or may not have executed it (a `put`
+    /// may have created the job). bsjobs never sends such a command again by
+    /// itself; a caller that retries a put accepts a possible duplicate.
+    ///
+    /// A connection that the server closed while it was idle (a restart) is
+    /// noticed before anything is written to it, and replaced: that case is
+    /// not an unknown outcome.
+    #[error("beanstalkd at {addr} did not answer ({reason}); the command was sent and may or may not have taken effect")]
+    OutcomeUnknown {
+        /// The server the command was sent to.
+        addr: String,
+        /// What happened to the connection.
+        reason: String,
+    },
     /// `OUT_OF_MEMORY`: the server cannot allocate the job.
     #[error("beanstalkd is out of memory")]
     OutOfMemory,

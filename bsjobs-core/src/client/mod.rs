@@ -10,7 +10,6 @@ mod conn;
 mod lane;
 mod url;
 
-pub(crate) use conn::timed_out;
 pub use conn::Connection;
 pub use url::parse_url;
 
@@ -205,13 +204,14 @@ impl Client {
         let mut bytes = Vec::with_capacity(64);
         cmd.encode(&mut bytes);
         let lane = self.lane(server);
-        let first = lane.call(tube.map(str::to_owned), bytes.clone(), 1).await;
+        let first = lane.call(tube, bytes.clone(), 1).await;
         let mut replies = match first {
-            // A connection that died while idle (a server restart) is only
-            // noticed by the next request on it: try a read-only command
-            // once more, on a fresh connection.
-            Err(Error::Io(_) | Error::Closed) if read_only(cmd) => {
-                lane.call(tube.map(str::to_owned), bytes, 1).await?
+            // The connection failed under the request (a connection that
+            // died while idle is replaced before writing, but the server
+            // may die just then): a read-only command is safe to send once
+            // more, on a fresh connection.
+            Err(Error::OutcomeUnknown { .. } | Error::Io(_) | Error::Closed) if read_only(cmd) => {
+                lane.call(tube, bytes, 1).await?
             }
             r => r?,
         };
@@ -259,10 +259,7 @@ impl Client {
             body,
         }
         .encode(&mut bytes);
-        let mut r = self
-            .lane(server)
-            .call(Some(tube.to_owned()), bytes, 1)
-            .await?;
+        let mut r = self.lane(server).call(Some(tube), bytes, 1).await?;
         put_result(r.pop().expect("one reply")).map(|id| (server % self.server_count(), id))
     }
 
@@ -332,11 +329,7 @@ impl Client {
                     Slot::Batch(b) => b,
                 };
                 let n = b.chains.len();
-                match self
-                    .lane(b.server)
-                    .call(Some(b.tube.to_owned()), b.bytes, n)
-                    .await
-                {
+                match self.lane(b.server).call(Some(b.tube), b.bytes, n).await {
                     Ok(replies) => replies
                         .into_iter()
                         .zip(b.chains)
