@@ -31,6 +31,16 @@ pub enum Error {
     /// The job's arguments could not be serialized.
     #[error("cannot serialize job arguments: {0}")]
     Serialize(String),
+    /// An argument holds a float that JSON cannot carry (NaN or an
+    /// infinity); nothing was sent. serde_json would write it as `null`, and
+    /// the worker could not decode the job.
+    #[error("job argument `{path}` is {value}, which JSON cannot carry; nothing was enqueued")]
+    NonFiniteArgument {
+        /// Where the value is in the arguments, such as `lines[2].amount`.
+        path: String,
+        /// `NaN`, `inf` or `-inf`.
+        value: String,
+    },
     /// Connecting to beanstalkd failed or timed out.
     #[error("cannot connect to beanstalkd at {addr}: {source}")]
     Connect {

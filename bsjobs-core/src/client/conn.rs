@@ -218,3 +218,50 @@ pub(crate) fn timed_out(after: Duration) -> Error {
         format!("beanstalkd did not answer within {after:?}"),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt as _;
+
+    /// A reply of several megabytes must not leave a connection holding
+    /// megabytes of buffer for the rest of its life.
+    #[tokio::test]
+    async fn buffers_shrink_after_an_oversize_reply() {
+        const BIG: usize = 8 << 20;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 64];
+            // Answer the first command with a huge body, the second with a
+            // small one.
+            let _ = s.read(&mut buf).await.unwrap();
+            let mut reply = format!("FOUND 1 {BIG}\r\n").into_bytes();
+            reply.resize(reply.len() + BIG, b'x');
+            reply.extend_from_slice(b"\r\n");
+            s.write_all(&reply).await.unwrap();
+            let _ = s.read(&mut buf).await.unwrap();
+            s.write_all(b"FOUND 2 1\r\ny\r\n").await.unwrap();
+            s
+        });
+        let mut c = Connection::connect(&addr, &ClientConfig::default())
+            .await
+            .unwrap();
+        let before = c.buffer_capacity();
+        match c.request(&Command::Peek(1)).await.unwrap() {
+            Response::Found { body, .. } => assert_eq!(body.len(), BIG),
+            r => panic!("{r:?}"),
+        }
+        assert!(
+            c.buffer_capacity() <= before,
+            "{} bytes of buffer kept after the big reply (started with {before})",
+            c.buffer_capacity()
+        );
+        match c.request(&Command::Peek(2)).await.unwrap() {
+            Response::Found { body, .. } => assert_eq!(body, b"y"),
+            r => panic!("{r:?}"),
+        }
+        drop(server.await.unwrap());
+    }
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 pub struct Enqueue {
     tube: &'static str,
     options: &'static JobOptions,
-    args: Result<Vec<u8>, String>,
+    args: Result<Vec<u8>, Error>,
     delay: Option<Duration>,
     at: Option<SystemTime>,
     priority: Option<u32>,
@@ -55,7 +55,7 @@ impl Enqueue {
         Enqueue {
             tube,
             options,
-            args: serde_json::to_vec(args).map_err(|e| e.to_string()),
+            args: serialize_args(args),
             delay: None,
             at: None,
             priority: None,
@@ -64,7 +64,8 @@ impl Enqueue {
         }
     }
 
-    /// Runs the job after `delay` (whole seconds; sub-second parts round up).
+    /// Runs the job after `delay` (whole seconds; sub-second parts round up;
+    /// longer than `u32::MAX` seconds, about 136 years, counts as that).
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
         self.at = None;
@@ -84,7 +85,8 @@ impl Enqueue {
         self
     }
 
-    /// Time to run for this job (whole seconds, at least one).
+    /// Time to run for this job (whole seconds, at least one, at most
+    /// `u32::MAX`: longer TTRs, `Duration::MAX` included, count as that).
     pub fn ttr(mut self, ttr: Duration) -> Self {
         self.ttr = Some(secs_ceil(ttr).max(1));
         self
@@ -103,7 +105,7 @@ impl Enqueue {
 
     /// Builds the beanstalkd `put` parameters: (priority, delay, ttr, body, chain).
     pub fn into_put(self) -> Result<PreparedPut, Error> {
-        let args = self.args.map_err(Error::Serialize)?;
+        let args = self.args?;
         let delay = match (self.delay, self.at) {
             (Some(d), _) => secs_ceil(d),
             (None, Some(at)) => at
@@ -165,10 +167,44 @@ pub struct PreparedPut {
     pub client: Option<Client>,
 }
 
-/// Whole seconds, rounding a fractional second up (beanstalkd's grain).
+/// The arguments as JSON, refusing what JSON cannot carry.
+fn serialize_args<A: serde::Serialize + ?Sized>(args: &A) -> Result<Vec<u8>, Error> {
+    super::finite::check(args).map_err(|f| Error::NonFiniteArgument {
+        path: f.path,
+        value: f.value,
+    })?;
+    serde_json::to_vec(args).map_err(|e| Error::Serialize(e.to_string()))
+}
+
+/// Whole seconds, rounding a fractional second up (beanstalkd's grain),
+/// clamped to beanstalkd's range: delays and TTRs are 32-bit seconds on the
+/// wire, so anything longer than `u32::MAX` seconds (about 136 years),
+/// `Duration::MAX` included, becomes `u32::MAX`, which still means "not in
+/// this lifetime" and which beanstalkd accepts.
 pub(crate) fn secs_ceil(d: Duration) -> u32 {
-    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    let s = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
     u32::try_from(s).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_up_and_clamp_to_beanstalkd_range() {
+        assert_eq!(secs_ceil(Duration::ZERO), 0);
+        assert_eq!(secs_ceil(Duration::from_millis(1)), 1);
+        assert_eq!(secs_ceil(Duration::from_millis(1500)), 2);
+        assert_eq!(
+            secs_ceil(Duration::from_secs(u64::from(u32::MAX))),
+            u32::MAX
+        );
+        assert_eq!(
+            secs_ceil(Duration::from_secs(u64::from(u32::MAX) + 1)),
+            u32::MAX
+        );
+        assert_eq!(secs_ceil(Duration::MAX), u32::MAX);
+    }
 }
 
 /// A 128-bit random id in hex.

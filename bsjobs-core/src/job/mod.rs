@@ -2,6 +2,7 @@
 
 mod enqueue;
 mod envelope;
+mod finite;
 
 pub(crate) use enqueue::secs_ceil;
 pub use enqueue::{Enqueue, JobHandle, PreparedPut};
