@@ -222,7 +222,6 @@ pub(crate) fn timed_out(after: Duration) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncWriteExt as _;
 
     /// A reply of several megabytes must not leave a connection holding
     /// megabytes of buffer for the rest of its life.

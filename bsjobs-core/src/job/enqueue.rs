@@ -186,6 +186,11 @@ pub(crate) fn secs_ceil(d: Duration) -> u32 {
     u32::try_from(s).unwrap_or(u32::MAX)
 }
 
+/// A 128-bit random id in hex.
+pub(crate) fn new_chain_id() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,9 +210,4 @@ mod tests {
         );
         assert_eq!(secs_ceil(Duration::MAX), u32::MAX);
     }
-}
-
-/// A 128-bit random id in hex.
-pub(crate) fn new_chain_id() -> String {
-    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
