@@ -2,8 +2,9 @@
 //! [`Client`](super::Client).
 //!
 //! There are two ways through a lane, and a caller takes whichever is free:
-//! - **direct**: a caller that finds the lane idle (nothing queued, the
-//!   connection not in use) takes the connection, writes its request and
+//! - **direct**: a caller that finds the lane idle (no request queued in
+//!   the last few milliseconds, the connection not in use) takes the
+//!   connection, writes its request and
 //!   reads the reply on its own task. No task hop: one task enqueuing in a
 //!   loop is as fast as a plain sequential client.
 //! - **pipelined**: a caller that finds the lane busy hands its request to
@@ -29,7 +30,9 @@ use super::{ClientConfig, Connection};
 use crate::proto::{Command, Response};
 use crate::Error;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 type Reply = Result<Vec<Response>, Error>;
@@ -57,6 +60,13 @@ pub(super) struct Lane {
 struct Shared {
     /// Requests for the task (the pipelined way).
     tx: mpsc::Sender<Request>,
+    /// When the lane was made: the origin of `last_queued`.
+    born: Instant,
+    /// Microseconds after `born` at which a caller last took the pipelined
+    /// way (0: never). While callers queue, the direct way is not taken: a direct
+    /// exchange holds the connection for a whole round trip, one request
+    /// alone on the wire, while the queue waits.
+    last_queued: AtomicU64,
     /// The connection; held by whoever is exchanging on it.
     slot: tokio::sync::Mutex<Slot>,
 }
@@ -70,6 +80,8 @@ struct Slot {
     dirty: bool,
 }
 
+/// The direct way is taken only after this long without a queued request.
+const QUIET: Duration = Duration::from_millis(5);
 /// Requests queued per lane before callers wait for room.
 const QUEUE: usize = 4096;
 /// Replies outstanding on the wire before the lane stops writing more.
@@ -94,6 +106,8 @@ impl Lane {
                 let (tx, rx) = mpsc::channel(QUEUE);
                 let shared = Arc::new(Shared {
                     tx,
+                    born: Instant::now(),
+                    last_queued: AtomicU64::new(0),
                     slot: tokio::sync::Mutex::new(Slot {
                         conn: None,
                         using: None,
@@ -124,8 +138,11 @@ impl Lane {
         replies: usize,
     ) -> Result<Vec<Response>, Error> {
         let shared = self.shared();
-        // Direct: nobody is queued and nobody holds the connection.
-        if shared.tx.capacity() == QUEUE {
+        // Direct: nobody queued lately, and nobody holds the connection.
+        let now = micros(shared.born.elapsed());
+        let last = shared.last_queued.load(Ordering::Relaxed);
+        let quiet = last == 0 || now.saturating_sub(last) >= micros(QUIET);
+        if quiet && shared.tx.capacity() == QUEUE {
             if let Ok(mut slot) = shared.slot.try_lock() {
                 return slot
                     .exchange(&self.addr, &self.config, tube, &bytes, replies)
@@ -143,6 +160,8 @@ impl Lane {
         bytes: Vec<u8>,
         replies: usize,
     ) -> Result<Vec<Response>, Error> {
+        let now = micros(shared.born.elapsed()).max(1);
+        shared.last_queued.store(now, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let req = Request {
             tube: tube.map(str::to_owned),
@@ -232,6 +251,10 @@ impl Slot {
             }
         }
     }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The error of a request whose connection failed after it was written.
