@@ -228,3 +228,28 @@ async fn connection_state_commands_are_refused_by_the_shared_client() {
     let id = client.put("a", 0, 0, 60, b"2".to_vec()).await.unwrap();
     assert_eq!(client.stats_job(0, id).await.unwrap().tube, "a");
 }
+
+#[tokio::test]
+async fn stats_of_an_absent_or_emptied_tube_are_zero_counts() {
+    let (_srv, client) = server();
+    // beanstalkd itself answers NOT_FOUND here.
+    let st = client.stats_tube(0, "never-used").await.unwrap();
+    assert_eq!(st, bsjobs::TubeStats::empty("never-used"));
+    assert_eq!(st.current_jobs_ready + st.total_jobs, 0);
+    // A tube that had a job and was emptied disappears in beanstalkd.
+    let id = client
+        .put("emptied", 0, 0, 60, b"x".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .stats_tube(0, "emptied")
+            .await
+            .unwrap()
+            .current_jobs_ready,
+        1
+    );
+    client.delete(0, id).await.unwrap();
+    let st = client.stats_tube(0, "emptied").await.unwrap();
+    assert_eq!(st.current_jobs_ready, 0);
+}

@@ -102,6 +102,11 @@ impl std::fmt::Debug for Client {
 
 static GLOBAL: OnceLock<Client> = OnceLock::new();
 
+tokio::task_local! {
+    /// The client of the innermost [`Client::scope`] of the current task.
+    static SCOPED: Client;
+}
+
 impl Client {
     /// A client for `url` (`beanstalk://host:port[,host:port…]`) with default settings.
     pub fn new(url: &str) -> Result<Self, Error> {
@@ -133,8 +138,9 @@ impl Client {
         }
     }
 
-    /// The process-wide client that generated `enqueue` calls use: the one
-    /// installed with [`Client::set_global`], or else one built from `BSJOBS_URL`.
+    /// The process-wide client: the one installed with
+    /// [`Client::set_global`], or else one built from `BSJOBS_URL`.
+    /// Generated `enqueue` calls use it outside any [`Client::scope`].
     pub fn global() -> Result<&'static Client, Error> {
         if let Some(c) = GLOBAL.get() {
             return Ok(c);
@@ -147,6 +153,50 @@ impl Client {
     /// global client was already in use (it is not replaced).
     pub fn set_global(client: Client) -> bool {
         GLOBAL.set(client).is_ok()
+    }
+
+    /// Runs `fut` with this client as the one that generated `enqueue`
+    /// calls use, instead of the process-wide [`Client::global`].
+    ///
+    /// The scope is the task running `fut` (a tokio task-local): tasks
+    /// spawned inside it do not inherit it, so scope them too
+    /// (`tokio::spawn(client.scope(async move { … }))`). An explicit
+    /// `.client(&c)` on the builder still wins; an inner scope wins over an
+    /// outer one.
+    ///
+    /// This is how tests that each start their own
+    /// [`Beanstalkd`](crate::testing::Beanstalkd) keep their jobs apart:
+    /// the process-wide client is set once per process, and tests run in
+    /// parallel threads of one process.
+    ///
+    /// ```no_run
+    /// # #[bsjobs::job(tube = "email")]
+    /// # async fn send_email(to: String) {}
+    /// # async fn f() -> Result<(), bsjobs::Error> {
+    /// let client = bsjobs::Client::new("beanstalk://127.0.0.1:11301")?;
+    /// client
+    ///     .scope(async {
+    ///         // Goes to 127.0.0.1:11301, whatever the global client is.
+    ///         SendEmail::enqueue("ada@example.com".into()).await
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn scope<F: std::future::Future>(
+        &self,
+        fut: F,
+    ) -> impl std::future::Future<Output = F::Output> {
+        SCOPED.scope(self.clone(), fut)
+    }
+
+    /// The client generated `enqueue` calls use here: the one of the
+    /// innermost [`Client::scope`] around the current task, else
+    /// [`Client::global`].
+    pub fn current() -> Result<Client, Error> {
+        match SCOPED.try_with(Client::clone) {
+            Ok(c) => Ok(c),
+            Err(_) => Client::global().cloned(),
+        }
     }
 
     /// The settings this client was built with.
@@ -436,12 +486,19 @@ impl Client {
     }
 
     /// `stats-tube`: counts of one tube.
+    ///
+    /// A tube that does not exist has zero counts ([`TubeStats::empty`]):
+    /// beanstalkd deletes a tube as soon as no job is in it and no
+    /// connection uses or watches it, so an empty tube is usually an absent
+    /// one.
     pub async fn stats_tube(&self, server: usize, tube: &str) -> Result<TubeStats, Error> {
-        let body = ok_body(
-            self.request(server, None, &Command::StatsTube(tube))
-                .await?,
-        )?;
-        TubeStats::parse(&body).map_err(|e| Error::Unexpected(e.to_string()))
+        match self
+            .request(server, None, &Command::StatsTube(tube))
+            .await?
+        {
+            Response::NotFound => Ok(TubeStats::empty(tube)),
+            r => TubeStats::parse(&ok_body(r)?).map_err(|e| Error::Unexpected(e.to_string())),
+        }
     }
 
     /// `stats`: the server's counters.

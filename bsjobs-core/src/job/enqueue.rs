@@ -92,7 +92,8 @@ impl Enqueue {
         self
     }
 
-    /// Uses `client` instead of the process-wide default ([`Client::global`]).
+    /// Uses `client` instead of the default ([`Client::current`]: the
+    /// client of a [`Client::scope`], else the process-wide one).
     pub fn client(mut self, client: &Client) -> Self {
         self.client = Some(client.clone());
         self
@@ -142,7 +143,7 @@ impl Enqueue {
         let p = self.into_put()?;
         let client = match &p.client {
             Some(c) => c.clone(),
-            None => Client::global()?.clone(),
+            None => Client::current()?,
         };
         client.put_prepared(p).await
     }

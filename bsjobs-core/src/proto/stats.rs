@@ -323,6 +323,30 @@ stats_struct! {
     }
 }
 
+impl TubeStats {
+    /// The counts of a tube that does not exist: all zero. beanstalkd deletes
+    /// a tube when its last job and its last watcher are gone, so "absent"
+    /// and "empty" are the same state.
+    pub fn empty(name: &str) -> TubeStats {
+        TubeStats {
+            name: name.to_owned(),
+            current_jobs_urgent: 0,
+            current_jobs_ready: 0,
+            current_jobs_reserved: 0,
+            current_jobs_delayed: 0,
+            current_jobs_buried: 0,
+            total_jobs: 0,
+            current_using: 0,
+            current_waiting: 0,
+            current_watching: 0,
+            pause: 0,
+            cmd_delete: 0,
+            cmd_pause_tube: 0,
+            pause_time_left: 0,
+        }
+    }
+}
+
 stats_struct! {
     /// The reply to `stats`: the server-wide counters.
     ///

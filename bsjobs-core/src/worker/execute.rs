@@ -230,14 +230,15 @@ pub(super) fn backoff(base: u32, attempt: u32) -> u32 {
 async fn cancelled(ctx: &Ctx, chain: &str) -> bool {
     let marker = cancel_tube(chain);
     match ctx.control.stats_tube(ctx.server, &marker).await {
-        Ok(_) => {
+        Ok(s) if s.current_jobs_ready + s.current_jobs_delayed + s.current_jobs_buried > 0 => {
             tracing::info!(tube = ctx.descriptor.tube, chain, "repeating job cancelled");
             if let Err(e) = clear_marker(ctx, &marker).await {
                 tracing::warn!(chain, error = %e, "cannot remove cancel marker");
             }
             true
         }
-        Err(Error::NotFound) => false,
+        // An absent tube reads as zero counts: no marker.
+        Ok(_) => false,
         Err(e) => {
             tracing::warn!(chain, error = %e, "cannot check for cancellation; running on");
             false
