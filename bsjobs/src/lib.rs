@@ -93,10 +93,11 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub use bsjobs_core::client::{Client, ClientConfig};
-pub use bsjobs_core::job::{Enqueue, JobHandle, JobOptions};
+pub use bsjobs_core::job::{Enqueue, JobDescriptor, JobHandle, JobOptions, PreparedPut};
+pub use bsjobs_core::proto::stats::{JobState, JobStats, ServerStats, TubeStats};
 pub use bsjobs_core::proto::JobId;
 pub use bsjobs_core::testing;
-pub use bsjobs_core::worker::{Shutdown, Worker};
+pub use bsjobs_core::worker::{Shutdown, Worker, DEFAULT_CONCURRENCY};
 pub use bsjobs_core::{run, Error};
 pub use bsjobs_macros::job;
 
@@ -123,7 +124,13 @@ pub mod __private {
         F: FnOnce() -> Result<(), String> + Send + 'static,
     {
         Box::pin(async move {
-            match tokio::task::spawn_blocking(f).await {
+            // The job's span (`job{tube=… id=…}`) and the subscriber in
+            // force are per-thread state: carry both to the blocking thread,
+            // so the function's log lines read like an async job's.
+            let span = tracing::Span::current();
+            let dispatch = tracing::dispatcher::get_default(Clone::clone);
+            let run = move || tracing::dispatcher::with_default(&dispatch, || span.in_scope(f));
+            match tokio::task::spawn_blocking(run).await {
                 Ok(r) => r,
                 Err(e) if e.is_panic() => {
                     Err(format!("panicked: {}", panic_message(e.into_panic())))
