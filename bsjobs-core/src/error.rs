@@ -116,10 +116,15 @@ pub enum Error {
         /// Where it is.
         second_at: String,
     },
-    /// The worker was asked to run no tube at all.
-    #[error("no job is registered: add #[bsjobs::job] functions to the worker binary, or name tubes that have handlers")]
+    /// No `#[bsjobs::job]` function is linked into the worker binary.
+    ///
+    /// Usually the jobs live in another crate that the worker lists in
+    /// `Cargo.toml` but never names in its code, so Cargo does not link it:
+    /// add `bsjobs::link!(that_crate);` (or `use that_crate as _;`) to the
+    /// worker's `main.rs`.
+    #[error("no job is linked into this worker binary. If your #[bsjobs::job] functions live in another crate, say `shop_jobs`, the worker must name that crate or it is not linked: add `bsjobs::link!(shop_jobs);` (or `use shop_jobs as _;`) to the worker's main.rs")]
     NoJobs,
     /// A tube was selected that has no handler in this binary.
-    #[error("no handler is registered for tube {0:?}")]
+    #[error("no handler is linked into this worker binary for tube {0:?}. If its #[bsjobs::job] function lives in another crate, say `shop_jobs`, add `bsjobs::link!(shop_jobs);` (or `use shop_jobs as _;`) to the worker's main.rs")]
     UnknownTube(String),
 }

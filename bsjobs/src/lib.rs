@@ -56,7 +56,9 @@
 //! }
 //! ```
 //! [`Worker`] configures what `run` defaults: servers, tubes, concurrency,
-//! shutdown signal, grace period.
+//! shutdown signal, grace period. When the jobs live in another crate, the
+//! worker names it with [`link!`] (`bsjobs::link!(shop_jobs);`), or Cargo
+//! does not link it and `run` finds no job.
 //!
 //! # End to end, against a real beanstalkd
 //!
@@ -99,7 +101,43 @@ pub use bsjobs_core::proto::JobId;
 pub use bsjobs_core::testing;
 pub use bsjobs_core::worker::{Shutdown, Worker, DEFAULT_CONCURRENCY};
 pub use bsjobs_core::{run, Error};
+/// # Workers and job crates
+///
+/// A worker runs the jobs *linked into its binary*. Cargo links a dependency
+/// only when the binary's code names it, so a worker whose jobs live in
+/// another crate must name that crate once, or [`run`] stops with
+/// [`Error::NoJobs`]: `bsjobs::link!(shop_jobs);` (or `use shop_jobs as _;`)
+/// in the worker's `main.rs`. See [`link!`].
+///
 pub use bsjobs_macros::job;
+
+/// Links crates whose `#[bsjobs::job]` functions this binary must run.
+///
+/// A worker runs every job linked into its binary, and Cargo links a
+/// dependency only when the binary's code names it. In the usual layout,
+/// jobs in a `shop-jobs` crate and a `shop-worker` binary that lists it in
+/// `Cargo.toml` and calls [`run`], nothing names `shop_jobs`, the crate is
+/// not linked, and `run` stops with [`Error::NoJobs`]. One line in the
+/// worker's `main.rs` fixes that:
+///
+/// ```ignore
+/// bsjobs::link!(shop_jobs); // several: bsjobs::link!(shop_jobs, billing_jobs);
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), bsjobs::Error> {
+///     bsjobs::run().await
+/// }
+/// ```
+/// It expands to `use shop_jobs as _;`, which does the same.
+#[macro_export]
+macro_rules! link {
+    ($($krate:ident),+ $(,)?) => {
+        $(
+            #[allow(unused_imports)]
+            use $krate as _;
+        )+
+    };
+}
 
 /// Lower-level access: the sans-IO protocol and raw connections.
 pub mod proto {
