@@ -60,6 +60,26 @@
 //! worker names it with [`link!`] (`bsjobs::link!(shop_jobs);`), or Cargo
 //! does not link it and `run` finds no job.
 //!
+//! # Look at a server
+//!
+//! The admin methods of [`Client`] read and act on one server (named by its
+//! index in the URL's list, see [`Client`]): [`Client::stats_tube`] gives a
+//! [`TubeStats`] (an absent tube reads as zero counts),
+//! [`Client::stats_job`] a [`JobStats`] with its [`JobState`],
+//! [`Client::stats`] the [`ServerStats`]; then peeks, kicks and deletes.
+//!
+//! ```no_run
+//! # async fn f(handle: bsjobs::JobHandle) -> Result<(), bsjobs::Error> {
+//! let client = bsjobs::Client::from_env()?;
+//! let job = client.stats_job(handle.server, handle.id).await?;
+//! if job.state == bsjobs::JobState::Buried {
+//!     client.kick_job(handle.server, handle.id).await?;
+//! }
+//! let tube = client.stats_tube(0, "email").await?;
+//! println!("{} ready, {} buried", tube.current_jobs_ready, tube.current_jobs_buried);
+//! # Ok(()) }
+//! ```
+//!
 //! # End to end, against a real beanstalkd
 //!
 //! [`testing::Beanstalkd`] starts a private server on a free loopback port:
@@ -101,13 +121,11 @@ pub use bsjobs_core::proto::JobId;
 pub use bsjobs_core::testing;
 pub use bsjobs_core::worker::{Shutdown, Worker, DEFAULT_CONCURRENCY};
 pub use bsjobs_core::{run, Error};
-/// # Workers and job crates
-///
-/// A worker runs the jobs *linked into its binary*. Cargo links a dependency
-/// only when the binary's code names it, so a worker whose jobs live in
-/// another crate must name that crate once, or [`run`] stops with
-/// [`Error::NoJobs`]: `bsjobs::link!(shop_jobs);` (or `use shop_jobs as _;`)
-/// in the worker's `main.rs`. See [`link!`].
+/// **Jobs in another crate**: a worker runs the jobs *linked into its
+/// binary*, and Cargo links a dependency only when the binary's code names
+/// it. A worker whose jobs live in another crate names it once in its
+/// `main.rs`, `bsjobs::link!(shop_jobs);` (or `use shop_jobs as _;`), or
+/// [`run`] stops with [`Error::NoJobs`]. See [`link!`].
 ///
 pub use bsjobs_macros::job;
 

@@ -72,14 +72,37 @@ impl ClientConfig {
 /// A shared, pipelining beanstalkd client for producers.
 ///
 /// ```no_run
-/// # async fn f() -> Result<(), bsjobs_core::Error> {
-/// let client = bsjobs_core::Client::new("beanstalk://127.0.0.1:11300")?;
-/// let id = client.put("email", 1024, 0, 60, b"{\"args\":{}}".to_vec()).await?;
+/// # #[bsjobs::job(tube = "email")]
+/// # async fn send_email(to: String) {}
+/// # async fn f() -> Result<(), bsjobs::Error> {
+/// let client = bsjobs::Client::new("beanstalk://127.0.0.1:11300")?;
+/// // Generated types: with this client, or with the default one.
+/// let handle = SendEmail::new("ada@example.com".into()).client(&client).enqueue().await?;
+/// // Raw puts (a producer's own envelope, see the README).
+/// let id = client.put("email", 1024, 0, 60, br#"{"args":{"to":"bob@example.com"}}"#.to_vec()).await?;
+/// // Admin calls name the server by its index in the URL's list.
+/// let stats = client.stats_tube(handle.server, "email").await?;
+/// println!("{} ready", stats.current_jobs_ready);
 /// # Ok(()) }
 /// ```
 /// Connections are opened lazily, on the first request, and re-opened after a
 /// failure; a request fails with a typed error within the configured timeouts
 /// when no server answers.
+///
+/// # Servers
+///
+/// A client built for `beanstalk://a:11300,b:11300` spreads puts over the
+/// servers. The admin methods (`peek*`, `delete`, `kick*`, `stats*`,
+/// `list_tubes`, `pause_tube`, [`Client::request`]) act on one server and
+/// take its `server: usize`: the index of that server in the URL's list
+/// (`0` for `a`, `1` for `b`; always `0` with one server). A job's server is
+/// in its [`JobHandle::server`]. An index past the end wraps around.
+///
+/// # Which client `enqueue` uses
+///
+/// `Job::enqueue(..)` and `.enqueue()` without `.client(..)` use
+/// [`Client::current`]: the client of the enclosing [`Client::scope`], else
+/// the process-wide [`Client::global`].
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -224,7 +247,8 @@ impl Client {
         }
     }
 
-    /// Sends one command to `server`, after a `use tube` when `tube` is given,
+    /// Sends one command to `server` (an index into the URL's list, see
+    /// [Servers](Client#servers)), after a `use tube` when `tube` is given,
     /// and returns the reply, within the configured timeouts.
     ///
     /// Commands that belong to one connection (`use`, `watch`, `ignore`,
@@ -406,7 +430,8 @@ impl Client {
         results.into_iter().flatten().collect()
     }
 
-    /// Deletes a job that is ready, delayed or buried (or reserved by no one).
+    /// Deletes a job that is ready, delayed or buried (or reserved by no one),
+    /// on `server` (an index into the URL's list: [Servers](Client#servers)).
     pub async fn delete(&self, server: usize, id: JobId) -> Result<(), Error> {
         match self.request(server, None, &Command::Delete(id)).await? {
             Response::Deleted => Ok(()),
@@ -414,7 +439,8 @@ impl Client {
         }
     }
 
-    /// `peek <id>`: the body of any job, or `None` if it does not exist.
+    /// `peek <id>` on `server` ([Servers](Client#servers)): the body of any
+    /// job, or `None` if it does not exist.
     pub async fn peek(&self, server: usize, id: JobId) -> Result<Option<Vec<u8>>, Error> {
         found(self.request(server, None, &Command::Peek(id)).await?)
     }
@@ -432,7 +458,8 @@ impl Client {
         }
     }
 
-    /// The next ready job of `tube`, without reserving it.
+    /// The next ready job of `tube` on `server` ([Servers](Client#servers)),
+    /// without reserving it.
     pub async fn peek_ready(
         &self,
         server: usize,
@@ -441,7 +468,8 @@ impl Client {
         self.peek_in(server, tube, Command::PeekReady).await
     }
 
-    /// The delayed job of `tube` that becomes ready first.
+    /// The delayed job of `tube` on `server` ([Servers](Client#servers)) that
+    /// becomes ready first.
     pub async fn peek_delayed(
         &self,
         server: usize,
@@ -450,7 +478,7 @@ impl Client {
         self.peek_in(server, tube, Command::PeekDelayed).await
     }
 
-    /// The oldest buried job of `tube`.
+    /// The oldest buried job of `tube` on `server` ([Servers](Client#servers)).
     pub async fn peek_buried(
         &self,
         server: usize,
@@ -459,8 +487,8 @@ impl Client {
         self.peek_in(server, tube, Command::PeekBuried).await
     }
 
-    /// Kicks up to `bound` buried (or else delayed) jobs of `tube` back to ready;
-    /// returns how many moved.
+    /// Kicks up to `bound` buried (or else delayed) jobs of `tube` on `server`
+    /// ([Servers](Client#servers)) back to ready; returns how many moved.
     pub async fn kick(&self, server: usize, tube: &str, bound: u32) -> Result<u64, Error> {
         match self
             .request(server, Some(tube), &Command::Kick(bound))
@@ -471,7 +499,8 @@ impl Client {
         }
     }
 
-    /// Kicks one buried or delayed job back to ready.
+    /// Kicks one buried or delayed job on `server` ([Servers](Client#servers))
+    /// back to ready.
     pub async fn kick_job(&self, server: usize, id: JobId) -> Result<(), Error> {
         match self.request(server, None, &Command::KickJob(id)).await? {
             Response::Kicked => Ok(()),
@@ -479,13 +508,14 @@ impl Client {
         }
     }
 
-    /// `stats-job`: the state and counters of one job.
+    /// `stats-job`: the state and counters of one job on `server`
+    /// ([Servers](Client#servers)).
     pub async fn stats_job(&self, server: usize, id: JobId) -> Result<JobStats, Error> {
         let body = ok_body(self.request(server, None, &Command::StatsJob(id)).await?)?;
         JobStats::parse(&body).map_err(|e| Error::Unexpected(e.to_string()))
     }
 
-    /// `stats-tube`: counts of one tube.
+    /// `stats-tube`: counts of one tube on `server` ([Servers](Client#servers)).
     ///
     /// A tube that does not exist has zero counts ([`TubeStats::empty`]):
     /// beanstalkd deletes a tube as soon as no job is in it and no
@@ -501,19 +531,21 @@ impl Client {
         }
     }
 
-    /// `stats`: the server's counters.
+    /// `stats`: the counters of `server` ([Servers](Client#servers)).
     pub async fn stats(&self, server: usize) -> Result<ServerStats, Error> {
         let body = ok_body(self.request(server, None, &Command::Stats).await?)?;
         ServerStats::parse(&body).map_err(|e| Error::Unexpected(e.to_string()))
     }
 
-    /// `list-tubes`: every tube that exists.
+    /// `list-tubes`: every tube that exists on `server`
+    /// ([Servers](Client#servers)).
     pub async fn list_tubes(&self, server: usize) -> Result<Vec<String>, Error> {
         let body = ok_body(self.request(server, None, &Command::ListTubes).await?)?;
         parse_list(&body).map_err(|e| Error::Unexpected(e.to_string()))
     }
 
-    /// `pause-tube`: no job of `tube` is reserved for `delay`.
+    /// `pause-tube`: no job of `tube` on `server` ([Servers](Client#servers))
+    /// is reserved for `delay`.
     pub async fn pause_tube(
         &self,
         server: usize,

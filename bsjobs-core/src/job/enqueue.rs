@@ -104,7 +104,14 @@ impl Enqueue {
         self.tube
     }
 
-    /// Builds the beanstalkd `put` parameters: (priority, delay, ttr, body, chain).
+    /// Builds the beanstalkd `put` without sending it: a [`PreparedPut`]
+    /// with the tube, priority, delay and TTR in seconds, the envelope
+    /// (the JSON body), the chain id of a repeating job and the client chosen
+    /// with [`Enqueue::client`]. Send it with [`Client::put_prepared`], or
+    /// inspect it (tests, a producer that batches by hand).
+    ///
+    /// Fails when the arguments cannot be serialized
+    /// ([`Error::Serialize`], [`Error::NonFiniteArgument`]).
     pub fn into_put(self) -> Result<PreparedPut, Error> {
         let args = self.args?;
         let delay = match (self.delay, self.at) {

@@ -20,7 +20,7 @@
 //! [`StatsError`] naming the key.
 //!
 //! ```
-//! use bsjobs_core::proto::stats::{JobState, JobStats};
+//! use bsjobs::proto::stats::{JobState, JobStats};
 //!
 //! let yaml = b"---\nid: 7\ntube: emails\nstate: delayed\npri: 10\nage: 3\n\
 //!     delay: 60\nttr: 120\ntime-left: 57\nfile: 0\nreserves: 0\ntimeouts: 0\n\
@@ -29,7 +29,7 @@
 //! assert_eq!(stats.tube, "emails");
 //! assert_eq!(stats.state, JobState::Delayed);
 //! assert_eq!(stats.time_left, 57);
-//! # Ok::<(), bsjobs_core::proto::stats::StatsError>(())
+//! # Ok::<(), bsjobs::proto::stats::StatsError>(())
 //! ```
 
 use super::JobId;
