@@ -73,6 +73,15 @@ pub enum Error {
         /// What happened to the connection.
         reason: String,
     },
+    /// No server of the client takes new jobs: each is down (refused,
+    /// timed out, draining) or drained by its weight. Nothing was sent.
+    /// Returned at once while every server is marked down; the client
+    /// re-probes them in the background and uses the first that answers.
+    #[error("no beanstalkd server takes new jobs: {}", list_servers(.servers))]
+    NoServerUp {
+        /// Every server and why it takes no job.
+        servers: Vec<ServerDown>,
+    },
     /// `OUT_OF_MEMORY`: the server cannot allocate the job.
     #[error("beanstalkd is out of memory")]
     OutOfMemory,
@@ -127,4 +136,21 @@ pub enum Error {
     /// A tube was selected that has no handler in this binary.
     #[error("no handler is linked into this worker binary for tube {0:?}. If its #[bsjobs::job] function lives in another crate, say `shop_jobs`, add `bsjobs::link!(shop_jobs);` (or `use shop_jobs as _;`) to the worker's main.rs")]
     UnknownTube(String),
+}
+
+/// A server that takes no new jobs, in [`Error::NoServerUp`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerDown {
+    /// `host:port`.
+    pub addr: String,
+    /// Why: the last error seen, or "drained".
+    pub reason: String,
+}
+
+fn list_servers(servers: &[ServerDown]) -> String {
+    servers
+        .iter()
+        .map(|s| format!("{} ({})", s.addr, s.reason))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -16,7 +16,7 @@ pub mod testing;
 pub mod worker;
 
 pub use client::Client;
-pub use error::Error;
+pub use error::{Error, ServerDown};
 pub use worker::Worker;
 
 /// Runs a worker with default settings for every job linked into this binary,

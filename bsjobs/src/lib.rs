@@ -114,13 +114,13 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
-pub use bsjobs_core::client::{Client, ClientConfig};
+pub use bsjobs_core::client::{Client, ClientConfig, ServerSpec, ServerStatus};
 pub use bsjobs_core::job::{Enqueue, JobDescriptor, JobHandle, JobOptions, PreparedPut};
 pub use bsjobs_core::proto::stats::{JobState, JobStats, ServerStats, TubeStats};
 pub use bsjobs_core::proto::JobId;
 pub use bsjobs_core::testing;
 pub use bsjobs_core::worker::{Shutdown, Worker, DEFAULT_CONCURRENCY};
-pub use bsjobs_core::{run, Error};
+pub use bsjobs_core::{run, Error, ServerDown};
 /// **Jobs in another crate**: a worker runs the jobs *linked into its
 /// binary*, and Cargo links a dependency only when the binary's code names
 /// it. A worker whose jobs live in another crate names it once in its

@@ -7,19 +7,22 @@
 //! enqueuing at once therefore pipeline automatically — no batching by hand.
 
 mod conn;
+mod fleet;
 mod lane;
 mod url;
 
 pub use conn::Connection;
-pub use url::parse_url;
+pub use fleet::ServerStatus;
+pub use url::{parse_servers, parse_url, ServerSpec, MAX_WEIGHT};
 
 use crate::job::{secs_ceil, Enqueue, JobHandle, PreparedPut};
 use crate::proto::stats::{parse_list, JobStats, ServerStats, TubeStats};
 use crate::proto::{validate_tube, Command, JobId, Response};
 use crate::Error;
+use fleet::Fleet;
 use lane::Lane;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 /// Settings of a [`Client`] (and of the connections a worker opens).
@@ -35,6 +38,11 @@ pub struct ClientConfig {
     pub max_job_size: usize,
     /// Connections per server that a [`Client`] multiplexes requests over. Default 1.
     pub lanes: usize,
+    /// Share of new puts of each server, in the order of `servers`; a
+    /// missing entry counts as 1, and 0 drains the server (no new puts;
+    /// workers keep reserving from it). Set from the URL's `;weight=N` and
+    /// `;drain` options. See [Servers](Client#servers).
+    pub weights: Vec<u32>,
 }
 
 impl Default for ClientConfig {
@@ -45,16 +53,20 @@ impl Default for ClientConfig {
             io_timeout: Duration::from_secs(5),
             max_job_size: 65_535,
             lanes: 1,
+            weights: Vec::new(),
         }
     }
 }
 
 impl ClientConfig {
     /// Settings for the servers of a URL: `beanstalk://host:port`, or several
-    /// separated by commas (`beanstalk://a:11300,b:11300`).
+    /// separated by commas (`beanstalk://a:11300,b:11300`), each optionally
+    /// followed by `;weight=N` or `;drain` ([`parse_servers`]).
     pub fn from_url(url: &str) -> Result<Self, Error> {
+        let specs = parse_servers(url)?;
         Ok(ClientConfig {
-            servers: parse_url(url)?,
+            servers: specs.iter().map(|s| s.addr.clone()).collect(),
+            weights: specs.iter().map(|s| s.weight).collect(),
             ..ClientConfig::default()
         })
     }
@@ -113,6 +125,7 @@ struct Inner {
     /// `lanes[server][lane]`.
     lanes: Vec<Vec<Lane>>,
     next: AtomicUsize,
+    fleet: Fleet,
 }
 
 impl std::fmt::Debug for Client {
@@ -154,6 +167,7 @@ impl Client {
             .collect();
         Client {
             inner: Arc::new(Inner {
+                fleet: Fleet::new(&config),
                 config,
                 lanes,
                 next: AtomicUsize::new(0),
@@ -239,12 +253,114 @@ impl Client {
         &lanes[self.inner.next.fetch_add(1, Ordering::Relaxed) % lanes.len()]
     }
 
-    fn pick_server(&self) -> usize {
-        if self.server_count() == 1 {
-            0
-        } else {
-            self.inner.next.fetch_add(1, Ordering::Relaxed) % self.server_count()
+    /// What this client knows of each server, in the order of the URL's
+    /// list: weight, marked down or not, last error.
+    pub fn servers(&self) -> Vec<ServerStatus> {
+        self.inner.fleet.status()
+    }
+
+    /// Sets the share of new puts that `server` (an index into the URL's
+    /// list) gets, relative to the others; 0 drains it. Takes effect for
+    /// the next put. Workers are not affected: they keep reserving from
+    /// every server.
+    pub fn set_weight(&self, server: usize, weight: u32) {
+        self.inner
+            .fleet
+            .set_weight(server % self.server_count(), weight);
+    }
+
+    /// Drains `server`: no new puts go to it (keyed puts go to each key's
+    /// next server), while workers keep reserving from it until it is
+    /// empty. The same as `set_weight(server, 0)`; undo with `set_weight`.
+    pub fn drain(&self, server: usize) {
+        self.set_weight(server, 0);
+    }
+
+    /// The server that a put with `key` (see [`Enqueue::key`]) goes to
+    /// now, or `None` when no server takes new jobs.
+    pub fn server_for_key(&self, key: &str) -> Option<usize> {
+        self.inner.fleet.choose(Some(key.as_bytes()), &[])
+    }
+
+    /// Puts on a server chosen by placement, failing over to the next when
+    /// one refuses before storing anything; see `fleet.rs` for the rules.
+    #[allow(clippy::too_many_arguments)]
+    async fn put_placed(
+        &self,
+        key: Option<&[u8]>,
+        tube: &str,
+        pri: u32,
+        delay: u32,
+        ttr: u32,
+        body: &[u8],
+    ) -> Result<(usize, JobId), Error> {
+        let fleet = &self.inner.fleet;
+        if fleet.len() == 1 {
+            return self.put_on(0, tube, pri, delay, ttr, body).await;
         }
+        for server in fleet.unprobed() {
+            self.start_probe(server);
+        }
+        let mut tried = vec![false; fleet.len()];
+        loop {
+            let Some(server) = fleet.choose(key, &tried) else {
+                return Err(fleet.none_up());
+            };
+            match self.put_on(server, tube, pri, delay, ttr, body).await {
+                Err(e) if fleet::refused_before_storing(&e) => {
+                    self.server_failed(server, &e);
+                    tried[server] = true;
+                }
+                Err(e @ Error::OutcomeUnknown { .. }) => {
+                    // The job may exist: never put it anywhere else.
+                    self.server_failed(server, &e);
+                    return Err(e);
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Marks `server` down after `e` and makes sure it is being re-probed.
+    fn server_failed(&self, server: usize, e: &Error) {
+        if self.server_count() > 1 {
+            self.inner.fleet.mark_down(server, e);
+            self.start_probe(server);
+        }
+    }
+
+    /// Starts the background re-probe of `server`, unless one runs. The
+    /// task holds the client weakly: dropping the client ends it.
+    fn start_probe(&self, server: usize) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !self.inner.fleet.claim_probe(server) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        rt.spawn(async move {
+            let _release = ProbeGuard {
+                inner: weak.clone(),
+                server,
+            };
+            for attempt in 0.. {
+                tokio::time::sleep(fleet::probe_delay(attempt)).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let addr = inner.fleet.addr(server).to_owned();
+                let config = inner.config.clone();
+                drop(inner);
+                let result = fleet::probe(&addr, &config).await;
+                let Some(inner) = weak.upgrade() else { return };
+                match result {
+                    Ok(()) => {
+                        inner.fleet.mark_up(server);
+                        return;
+                    }
+                    Err(e) => inner.fleet.note_probe_failure(server, &e),
+                }
+            }
+        });
     }
 
     /// Sends one command to `server` (an index into the URL's list, see
@@ -309,7 +425,7 @@ impl Client {
         ttr: u32,
         body: Vec<u8>,
     ) -> Result<JobId, Error> {
-        self.put_on(self.pick_server(), tube, pri, delay, ttr, &body)
+        self.put_placed(None, tube, pri, delay, ttr, &body)
             .await
             .map(|(_, id)| id)
     }
@@ -337,10 +453,12 @@ impl Client {
         put_result(r.pop().expect("one reply")).map(|id| (server % self.server_count(), id))
     }
 
-    /// Puts a prepared job (see [`Enqueue::into_put`]).
+    /// Puts a prepared job (see [`Enqueue::into_put`]) on the server its
+    /// key or the placement chooses ([Servers](Client#servers)).
     pub async fn put_prepared(&self, p: PreparedPut) -> Result<JobHandle, Error> {
+        let key = p.key.as_deref().map(str::as_bytes);
         let (server, id) = self
-            .put_on(self.pick_server(), p.tube, p.pri, p.delay, p.ttr, &p.body)
+            .put_placed(key, p.tube, p.pri, p.delay, p.ttr, &p.body)
             .await?;
         Ok(JobHandle {
             id,
@@ -355,12 +473,22 @@ impl Client {
     ///
     /// Returns one result per job, in order. Much cheaper than as many
     /// `enqueue` calls: the puts travel together and are answered together.
+    /// Each job is placed like a single put (its key, or the turn of the
+    /// live servers); a batch refused before storing anything (its server
+    /// died) is placed again job by job on the other servers.
     pub async fn enqueue_many(
         &self,
         jobs: impl IntoIterator<Item = Enqueue>,
     ) -> Vec<Result<JobHandle, Error>> {
         use futures_util::StreamExt as _;
-        // Consecutive jobs for the same tube form one batch.
+        let fleet = &self.inner.fleet;
+        let single = fleet.len() == 1;
+        if !single {
+            for server in fleet.unprobed() {
+                self.start_probe(server);
+            }
+        }
+        // Consecutive jobs for the same tube and server form one batch.
         let mut slots: Vec<Slot> = Vec::new();
         for job in jobs {
             let p = match job.into_put() {
@@ -374,60 +502,92 @@ impl Client {
                 slots.push(Slot::Failed(e));
                 continue;
             }
-            let open = matches!(slots.last(), Some(Slot::Batch(b)) if b.tube == p.tube && b.chains.len() < BULK_BATCH);
+            let server = if single {
+                0
+            } else {
+                match fleet.choose(p.key.as_deref().map(str::as_bytes), &[]) {
+                    Some(s) => s,
+                    None => {
+                        slots.push(Slot::Failed(fleet.none_up()));
+                        continue;
+                    }
+                }
+            };
+            let open = matches!(slots.last(), Some(Slot::Batch(b)) if b.tube == p.tube && b.server == server && b.puts.len() < BULK_BATCH);
             if !open {
                 slots.push(Slot::Batch(Batch {
                     tube: p.tube,
-                    server: self.pick_server(),
-                    bytes: Vec::with_capacity(BULK_BATCH * (p.body.len() + 24)),
-                    chains: Vec::new(),
+                    server,
+                    puts: Vec::new(),
                 }));
             }
             let Some(Slot::Batch(b)) = slots.last_mut() else {
                 unreachable!("a batch was just opened")
             };
-            Command::Put {
-                pri: p.pri,
-                delay: p.delay,
-                ttr: p.ttr,
-                body: &p.body,
-            }
-            .encode(&mut b.bytes);
-            b.chains.push(p.chain);
+            b.puts.push(p);
         }
-        let servers = self.server_count();
         let results: Vec<Vec<Result<JobHandle, Error>>> = futures_util::stream::iter(slots)
             .map(|slot| async move {
-                let b = match slot {
-                    Slot::Failed(e) => return vec![Err(e)],
-                    Slot::Batch(b) => b,
-                };
-                let n = b.chains.len();
-                match self.lane(b.server).call(Some(b.tube), b.bytes, n).await {
-                    Ok(replies) => replies
-                        .into_iter()
-                        .zip(b.chains)
-                        .map(|(r, chain)| {
-                            put_result(r).map(|id| JobHandle {
-                                id,
-                                tube: b.tube,
-                                chain,
-                                server: b.server % servers,
-                            })
-                        })
-                        .collect(),
-                    Err(e) => {
-                        let msg = e.to_string();
-                        let mut v = vec![Err(e)];
-                        v.extend((1..n).map(|_| Err(Error::Unexpected(msg.clone()))));
-                        v
-                    }
+                match slot {
+                    Slot::Failed(e) => vec![Err(e)],
+                    Slot::Batch(b) => self.send_batch(b, single).await,
                 }
             })
             .buffered(BULK_IN_FLIGHT)
             .collect()
             .await;
         results.into_iter().flatten().collect()
+    }
+
+    async fn send_batch(&self, b: Batch, single: bool) -> Vec<Result<JobHandle, Error>> {
+        let n = b.puts.len();
+        let mut bytes = Vec::with_capacity(b.puts.iter().map(|p| p.body.len() + 32).sum());
+        for p in &b.puts {
+            Command::Put {
+                pri: p.pri,
+                delay: p.delay,
+                ttr: p.ttr,
+                body: &p.body,
+            }
+            .encode(&mut bytes);
+        }
+        let handle = |p: PreparedPut, id| JobHandle {
+            id,
+            tube: p.tube,
+            chain: p.chain,
+            server: b.server,
+        };
+        let mut out = Vec::with_capacity(n);
+        match self.lane(b.server).call(Some(b.tube), bytes, n).await {
+            Ok(replies) => {
+                for (r, p) in replies.into_iter().zip(b.puts) {
+                    match put_result(r) {
+                        Ok(id) => out.push(Ok(handle(p, id))),
+                        // DRAINING, OUT_OF_MEMORY: this job was not stored.
+                        Err(e) if !single && fleet::refused_before_storing(&e) => {
+                            self.server_failed(b.server, &e);
+                            out.push(self.put_prepared(p).await);
+                        }
+                        Err(e) => out.push(Err(e)),
+                    }
+                }
+            }
+            Err(e) if !single && fleet::refused_before_storing(&e) => {
+                // Nothing of the batch was sent: place each job again.
+                self.server_failed(b.server, &e);
+                for p in b.puts {
+                    out.push(self.put_prepared(p).await);
+                }
+            }
+            Err(e) => {
+                if matches!(e, Error::OutcomeUnknown { .. }) {
+                    self.server_failed(b.server, &e);
+                }
+                out.extend((1..n).map(|_| Err(same_error(&e))));
+                out.insert(0, Err(e));
+            }
+        }
+        out
     }
 
     /// Deletes a job that is ready, delayed or buried (or reserved by no one),
@@ -596,8 +756,41 @@ enum Slot {
 struct Batch {
     tube: &'static str,
     server: usize,
-    bytes: Vec<u8>,
-    chains: Vec<Option<String>>,
+    puts: Vec<PreparedPut>,
+}
+
+/// Releases the probe claim of a server when its probe task ends, however
+/// it ends (its runtime may shut down): the next put starts a new one.
+struct ProbeGuard {
+    inner: Weak<Inner>,
+    server: usize,
+}
+
+impl Drop for ProbeGuard {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.fleet.release_probe(self.server);
+        }
+    }
+}
+
+/// An error of the same kind as `e`, for each job of a batch that failed
+/// as a whole.
+fn same_error(e: &Error) -> Error {
+    match e {
+        Error::OutcomeUnknown { addr, reason } => Error::OutcomeUnknown {
+            addr: addr.clone(),
+            reason: reason.clone(),
+        },
+        Error::Connect { addr, source } => Error::Connect {
+            addr: addr.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        Error::NoServerUp { servers } => Error::NoServerUp {
+            servers: servers.clone(),
+        },
+        e => Error::Unexpected(e.to_string()),
+    }
 }
 
 /// Delay of a cancel marker: long enough to outlive any repeat interval in

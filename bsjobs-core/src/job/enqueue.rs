@@ -18,6 +18,7 @@ pub struct Enqueue {
     at: Option<SystemTime>,
     priority: Option<u32>,
     ttr: Option<u32>,
+    key: Option<String>,
     client: Option<Client>,
 }
 
@@ -60,6 +61,7 @@ impl Enqueue {
             at: None,
             priority: None,
             ttr: None,
+            key: None,
             client: None,
         }
     }
@@ -89,6 +91,18 @@ impl Enqueue {
     /// `u32::MAX`: longer TTRs, `Duration::MAX` included, count as that).
     pub fn ttr(mut self, ttr: Duration) -> Self {
         self.ttr = Some(secs_ceil(ttr).max(1));
+        self
+    }
+
+    /// Places the job by `key` when the client has several servers: every
+    /// job with the same key goes to the same server (rendezvous hashing
+    /// over the live servers), so jobs of one entity meet on one server and
+    /// keep their order there. When that server is down or drained, the
+    /// key's jobs go to its next server in the same stable order, the same
+    /// for every producer. Without a key, puts go to the live servers in
+    /// turn. With one server, the key changes nothing.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
         self
     }
 
@@ -141,6 +155,7 @@ impl Enqueue {
             ttr: self.ttr.unwrap_or(self.options.ttr),
             body,
             chain,
+            key: self.key,
             client: self.client,
         })
     }
@@ -171,6 +186,8 @@ pub struct PreparedPut {
     pub body: Vec<u8>,
     /// Chain id of a repeating job.
     pub chain: Option<String>,
+    /// The placement key chosen with [`Enqueue::key`].
+    pub key: Option<String>,
     /// The client chosen with [`Enqueue::client`].
     pub client: Option<Client>,
 }
