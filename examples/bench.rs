@@ -758,7 +758,7 @@ struct Opts {
 }
 
 const USAGE: &str = "bench [--jobs N] [--quick] [--full] \
-[--only enqueue,drain,flat,mixed,latency,idle,binlog] [--conc N]";
+[--only enqueue,drain,flat,mixed,latency,idle,binlog,fleet] [--conc N]";
 
 impl Opts {
     fn parse(args: &[String]) -> Opts {
@@ -1020,6 +1020,65 @@ impl Bench {
             best = best.max(self.enqueue_once(mode, binlog).await);
         }
         best
+    }
+
+    /// `Job::enqueue` from 64 tasks of one producer process against `k`
+    /// servers named in one URL. Returns the aggregate rate and, per server,
+    /// its share of the puts and the CPU its beanstalkd used.
+    async fn enqueue_fleet(&mut self, k: usize) -> (f64, String) {
+        let servers: Vec<Beanstalkd> = (0..k).map(|_| self.server(false)).collect();
+        let url = format!(
+            "beanstalk://{}",
+            servers
+                .iter()
+                .map(Beanstalkd::addr)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let n = self.plan.jobs;
+        let args: Vec<String> = [
+            "--enqueue-only",
+            "--url",
+            &url,
+            "--mode",
+            "conc",
+            "--jobs",
+            &n.to_string(),
+            "--tasks",
+            "64",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let mut s0 = Vec::new();
+        for srv in &servers {
+            s0.push(server_stats(&srv.addr()).await);
+        }
+        let mut child = ChildProc::spawn(&args);
+        let line = child.line("RESULT", Duration::from_secs(600)).await;
+        child.wait_exit().await;
+        let secs = kv(&line, "secs");
+        let mut total = 0;
+        let mut shares = Vec::new();
+        for (srv, s0) in servers.iter().zip(&s0) {
+            let st = server_stats(&srv.addr()).await;
+            total += st.current_jobs_ready;
+            shares.push(format!(
+                "{:.0}% of puts, {:.0}% CPU",
+                100.0 * st.current_jobs_ready as f64 / (n + 1) as f64,
+                100.0 * (server_cpu(&st) - server_cpu(s0)) / secs
+            ));
+        }
+        assert_eq!(total, n + 1, "every job (and the warm-up) is in");
+        self.notes.push(format!(
+            "fleet enqueue, {k} server(s): {} jobs/s; CPU per job: producer process {:.1} µs; per server: {}",
+            sep(n as f64 / secs),
+            1e6 * kv(&line, "cpu_s") / n as f64,
+            shares.join("; ")
+        ));
+        (
+            n as f64 / secs,
+            format!("per server: {}", shares.join(" / ")),
+        )
     }
 
     async fn enqueue_once(&mut self, mode: &str, binlog: bool) -> f64 {
@@ -1557,6 +1616,22 @@ async fn bench(opts: Opts) {
             ratio(eb, c_put, "put ceiling"),
         );
         enq = Some((e64, eb));
+    }
+
+    // Several servers behind one URL.
+    if run("fleet") {
+        let mut one = None;
+        for k in [1usize, 2, 4] {
+            progress(&format!("fleet: enqueue, 64 tasks, {k} server(s)"));
+            let (rate, shares) = b.enqueue_fleet(k).await;
+            let base = *one.get_or_insert(rate);
+            b.row(
+                format!("fleet: Job::enqueue, 64 tasks, {k} server(s) ({})", shares),
+                sep(rate),
+                "jobs/s",
+                format!("{:.2}× of 1 server", rate / base),
+            );
+        }
     }
 
     // Drain.
