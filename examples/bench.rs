@@ -291,9 +291,10 @@ fn stdin_stop() -> tokio::sync::oneshot::Receiver<()> {
 
 // ───────────────────────────── child: producer ─────────────────────────────
 
-/// `--enqueue-only --url U --mode one|conc|bulk --jobs N [--tasks T]`:
-/// enqueues N noop jobs with the generated API and the process-wide client,
-/// prints `RESULT secs=…`.
+/// `--enqueue-only --url U --mode one|conc|bulk|raw --jobs N [--tasks T]`:
+/// enqueues N noop jobs with the generated API and the process-wide client
+/// (`raw`: with sequential raw puts on one connection, the control for
+/// `one` measured in the same kind of process), prints `RESULT secs=…`.
 async fn enqueue_child(args: &[String]) {
     let url = arg(args, "--url").expect("--url");
     let mode = arg(args, "--mode").expect("--mode").to_owned();
@@ -302,11 +303,31 @@ async fn enqueue_child(args: &[String]) {
     assert!(Client::set_global(Client::new(url).expect("client")));
     // Connect (and `use` the tube) before the clock starts.
     Noop::enqueue(u64::MAX).await.expect("warm-up enqueue");
+    // The control's connection, also ready before the clock starts.
+    let addr = bsjobs::ClientConfig::from_url(url).expect("url").servers[0].clone();
+    let mut conn = raw(&addr).await;
+    raw_use(&mut conn, NOOP).await;
+    let mut body = Vec::with_capacity(64);
     let t0 = Instant::now();
     match mode.as_str() {
         "one" => {
             for i in 0..n {
                 Noop::enqueue(i).await.expect("enqueue");
+            }
+        }
+        "raw" => {
+            for i in 0..n {
+                noop_body(&mut body, i);
+                let put = Command::Put {
+                    pri: 1024,
+                    delay: 0,
+                    ttr: 60,
+                    body: &body,
+                };
+                match conn.request(&put).await.expect("put") {
+                    Response::Inserted(_) => {}
+                    r => panic!("put: {r:?}"),
+                }
             }
         }
         "conc" => {
@@ -1598,6 +1619,20 @@ async fn bench(opts: Opts) {
             sep(e1),
             "jobs/s",
             ratio(e1, c_put, "put ceiling"),
+        );
+        progress("enqueue: raw sequential put in the same kind of process");
+        let raw1 = b.enqueue("raw", false).await;
+        b.row(
+            "enqueue: raw sequential put, producer child (control for 1 task)",
+            sep(raw1),
+            "puts/s",
+            ratio(raw1, c_put, "put ceiling"),
+        );
+        b.row(
+            "enqueue: Job::enqueue 1 task vs raw sequential put",
+            format!("{:.2}", e1 / raw1),
+            "×",
+            "target ≥ 1.00".into(),
         );
         progress("enqueue: 64 tasks");
         let e64 = b.enqueue("conc", false).await;
