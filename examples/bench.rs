@@ -1102,6 +1102,65 @@ impl Bench {
         )
     }
 
+    /// One worker process (concurrency 256) draining `k` servers named in
+    /// one URL, each prefilled with its share of the jobs. Returns the rate
+    /// at which the handlers ran and each server's CPU share.
+    async fn drain_fleet(&mut self, k: usize) -> (f64, String) {
+        let servers: Vec<Beanstalkd> = (0..k).map(|_| self.server(false)).collect();
+        let per = self.plan.jobs / k as u64;
+        let n = per * k as u64;
+        for srv in &servers {
+            raw_put(&srv.addr(), NOOP, per, None).await;
+        }
+        let url = format!(
+            "beanstalk://{}",
+            servers
+                .iter()
+                .map(Beanstalkd::addr)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut s0 = Vec::new();
+        for srv in &servers {
+            s0.push(server_stats(&srv.addr()).await);
+        }
+        let args: Vec<String> = vec![
+            "--worker-only".into(),
+            "--url".into(),
+            url,
+            "--tubes".into(),
+            NOOP.into(),
+            "--concurrency".into(),
+            "256".into(),
+            "--expect".into(),
+            n.to_string(),
+        ];
+        let mut child = ChildProc::spawn(&args);
+        child.line("READY", Duration::from_secs(30)).await;
+        let done = child.line("DONE", Duration::from_secs(1800)).await;
+        let secs = kv(&done, "handlers_s");
+        let worker_cpu_s = proc_cpu_s(child.pid);
+        let mut shares = Vec::new();
+        for (srv, s0) in servers.iter().zip(&s0) {
+            let st = server_stats(&srv.addr()).await;
+            shares.push(format!(
+                "{:.0}% CPU",
+                100.0 * (server_cpu(&st) - server_cpu(s0)) / secs
+            ));
+        }
+        child.stop().await;
+        self.notes.push(format!(
+            "fleet drain, {k} server(s): {} jobs/s (all handlers ran); worker CPU per job {:.1} µs; per server: {}",
+            sep(n as f64 / secs),
+            1e6 * worker_cpu_s / n as f64,
+            shares.join("; ")
+        ));
+        (
+            n as f64 / secs,
+            format!("per server: {}", shares.join(" / ")),
+        )
+    }
+
     async fn enqueue_once(&mut self, mode: &str, binlog: bool) -> f64 {
         let srv = self.server(binlog);
         let n = self.plan.jobs;
@@ -1662,6 +1721,18 @@ async fn bench(opts: Opts) {
             let base = *one.get_or_insert(rate);
             b.row(
                 format!("fleet: Job::enqueue, 64 tasks, {k} server(s) ({})", shares),
+                sep(rate),
+                "jobs/s",
+                format!("{:.2}× of 1 server", rate / base),
+            );
+        }
+        let mut one = None;
+        for k in [1usize, 2, 4] {
+            progress(&format!("fleet: drain, {k} server(s)"));
+            let (rate, shares) = b.drain_fleet(k).await;
+            let base = *one.get_or_insert(rate);
+            b.row(
+                format!("fleet: drain, one worker, concurrency(256), {k} server(s) ({shares})"),
                 sep(rate),
                 "jobs/s",
                 format!("{:.2}× of 1 server", rate / base),
