@@ -348,6 +348,11 @@ impl LaneTask {
     }
 
     fn encode(&mut self, slot: &mut Slot, req: Request) {
+        if req.tx.is_closed() {
+            // Its caller gave up (timed out, or was dropped) before it was
+            // written: sending it now would only act behind the caller's back.
+            return;
+        }
         let conn = slot.conn.as_mut().expect("connected");
         if let Some(tube) = req.tube {
             if slot.using.as_deref() != Some(tube.as_str()) {
@@ -443,6 +448,38 @@ mod tests {
         );
         let stats = String::from_utf8(ready_count(&lane).await).unwrap();
         assert!(stats.contains("current-jobs-ready: 1\n"), "{stats}");
+    }
+
+    /// A queued request whose caller gave up before the lane could write it
+    /// is never written: no put lands behind the caller's back.
+    #[tokio::test]
+    async fn a_request_abandoned_while_queued_is_not_written() {
+        let srv = Beanstalkd::start();
+        let config = ClientConfig {
+            connect_timeout: std::time::Duration::from_millis(100),
+            io_timeout: std::time::Duration::from_millis(100),
+            ..ClientConfig::default()
+        };
+        let lane = Lane::new(srv.addr(), config);
+        let shared = lane.shared();
+        // Someone holds the connection (as a slow direct exchange would).
+        let held = shared.slot.try_lock().unwrap();
+        let r = lane.pipelined(&shared, Some("t"), put(b"late"), 1).await;
+        assert!(matches!(r, Err(Error::OutcomeUnknown { .. })), "{r:?}");
+        drop(held);
+        // The lane now serves its queue: the abandoned put must be skipped.
+        let r = lane.call(None, stats_cmd(), 1).await.unwrap();
+        let Some(Response::Ok(body)) = r.into_iter().next() else {
+            panic!("stats")
+        };
+        let stats = String::from_utf8(body).unwrap();
+        assert!(stats.contains("\ncmd-put: 0\n"), "{stats}");
+    }
+
+    fn stats_cmd() -> Vec<u8> {
+        let mut b = Vec::new();
+        Command::Stats.encode(&mut b);
+        b
     }
 
     /// A direct exchange abandoned after writing leaves its reply in flight:
