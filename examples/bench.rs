@@ -291,9 +291,10 @@ fn stdin_stop() -> tokio::sync::oneshot::Receiver<()> {
 
 // ───────────────────────────── child: producer ─────────────────────────────
 
-/// `--enqueue-only --url U --mode one|conc|bulk --jobs N [--tasks T]`:
-/// enqueues N noop jobs with the generated API and the process-wide client,
-/// prints `RESULT secs=…`.
+/// `--enqueue-only --url U --mode one|conc|bulk|raw --jobs N [--tasks T]`:
+/// enqueues N noop jobs with the generated API and the process-wide client
+/// (`raw`: with sequential raw puts on one connection, the control for
+/// `one` measured in the same kind of process), prints `RESULT secs=…`.
 async fn enqueue_child(args: &[String]) {
     let url = arg(args, "--url").expect("--url");
     let mode = arg(args, "--mode").expect("--mode").to_owned();
@@ -302,11 +303,31 @@ async fn enqueue_child(args: &[String]) {
     assert!(Client::set_global(Client::new(url).expect("client")));
     // Connect (and `use` the tube) before the clock starts.
     Noop::enqueue(u64::MAX).await.expect("warm-up enqueue");
+    // The control's connection, also ready before the clock starts.
+    let addr = bsjobs::ClientConfig::from_url(url).expect("url").servers[0].clone();
+    let mut conn = raw(&addr).await;
+    raw_use(&mut conn, NOOP).await;
+    let mut body = Vec::with_capacity(64);
     let t0 = Instant::now();
     match mode.as_str() {
         "one" => {
             for i in 0..n {
                 Noop::enqueue(i).await.expect("enqueue");
+            }
+        }
+        "raw" => {
+            for i in 0..n {
+                noop_body(&mut body, i);
+                let put = Command::Put {
+                    pri: 1024,
+                    delay: 0,
+                    ttr: 60,
+                    body: &body,
+                };
+                match conn.request(&put).await.expect("put") {
+                    Response::Inserted(_) => {}
+                    r => panic!("put: {r:?}"),
+                }
             }
         }
         "conc" => {
@@ -758,7 +779,7 @@ struct Opts {
 }
 
 const USAGE: &str = "bench [--jobs N] [--quick] [--full] \
-[--only enqueue,drain,flat,mixed,latency,idle,binlog] [--conc N]";
+[--only enqueue,drain,flat,mixed,latency,idle,binlog,fleet] [--conc N]";
 
 impl Opts {
     fn parse(args: &[String]) -> Opts {
@@ -1020,6 +1041,124 @@ impl Bench {
             best = best.max(self.enqueue_once(mode, binlog).await);
         }
         best
+    }
+
+    /// `Job::enqueue` from 64 tasks of one producer process against `k`
+    /// servers named in one URL. Returns the aggregate rate and, per server,
+    /// its share of the puts and the CPU its beanstalkd used.
+    async fn enqueue_fleet(&mut self, k: usize) -> (f64, String) {
+        let servers: Vec<Beanstalkd> = (0..k).map(|_| self.server(false)).collect();
+        let url = format!(
+            "beanstalk://{}",
+            servers
+                .iter()
+                .map(Beanstalkd::addr)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let n = self.plan.jobs;
+        let args: Vec<String> = [
+            "--enqueue-only",
+            "--url",
+            &url,
+            "--mode",
+            "conc",
+            "--jobs",
+            &n.to_string(),
+            "--tasks",
+            "64",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let mut s0 = Vec::new();
+        for srv in &servers {
+            s0.push(server_stats(&srv.addr()).await);
+        }
+        let mut child = ChildProc::spawn(&args);
+        let line = child.line("RESULT", Duration::from_secs(600)).await;
+        child.wait_exit().await;
+        let secs = kv(&line, "secs");
+        let mut total = 0;
+        let mut shares = Vec::new();
+        for (srv, s0) in servers.iter().zip(&s0) {
+            let st = server_stats(&srv.addr()).await;
+            total += st.current_jobs_ready;
+            shares.push(format!(
+                "{:.0}% of puts, {:.0}% CPU",
+                100.0 * st.current_jobs_ready as f64 / (n + 1) as f64,
+                100.0 * (server_cpu(&st) - server_cpu(s0)) / secs
+            ));
+        }
+        assert_eq!(total, n + 1, "every job (and the warm-up) is in");
+        self.notes.push(format!(
+            "fleet enqueue, {k} server(s): {} jobs/s; CPU per job: producer process {:.1} µs; per server: {}",
+            sep(n as f64 / secs),
+            1e6 * kv(&line, "cpu_s") / n as f64,
+            shares.join("; ")
+        ));
+        (
+            n as f64 / secs,
+            format!("per server: {}", shares.join(" / ")),
+        )
+    }
+
+    /// One worker process (concurrency 256) draining `k` servers named in
+    /// one URL, each prefilled with its share of the jobs. Returns the rate
+    /// at which the handlers ran and each server's CPU share.
+    async fn drain_fleet(&mut self, k: usize) -> (f64, String) {
+        let servers: Vec<Beanstalkd> = (0..k).map(|_| self.server(false)).collect();
+        let per = self.plan.jobs / k as u64;
+        let n = per * k as u64;
+        for srv in &servers {
+            raw_put(&srv.addr(), NOOP, per, None).await;
+        }
+        let url = format!(
+            "beanstalk://{}",
+            servers
+                .iter()
+                .map(Beanstalkd::addr)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut s0 = Vec::new();
+        for srv in &servers {
+            s0.push(server_stats(&srv.addr()).await);
+        }
+        let args: Vec<String> = vec![
+            "--worker-only".into(),
+            "--url".into(),
+            url,
+            "--tubes".into(),
+            NOOP.into(),
+            "--concurrency".into(),
+            "256".into(),
+            "--expect".into(),
+            n.to_string(),
+        ];
+        let mut child = ChildProc::spawn(&args);
+        child.line("READY", Duration::from_secs(30)).await;
+        let done = child.line("DONE", Duration::from_secs(1800)).await;
+        let secs = kv(&done, "handlers_s");
+        let worker_cpu_s = proc_cpu_s(child.pid);
+        let mut shares = Vec::new();
+        for (srv, s0) in servers.iter().zip(&s0) {
+            let st = server_stats(&srv.addr()).await;
+            shares.push(format!(
+                "{:.0}% CPU",
+                100.0 * (server_cpu(&st) - server_cpu(s0)) / secs
+            ));
+        }
+        child.stop().await;
+        self.notes.push(format!(
+            "fleet drain, {k} server(s): {} jobs/s (all handlers ran); worker CPU per job {:.1} µs; per server: {}",
+            sep(n as f64 / secs),
+            1e6 * worker_cpu_s / n as f64,
+            shares.join("; ")
+        ));
+        (
+            n as f64 / secs,
+            format!("per server: {}", shares.join(" / ")),
+        )
     }
 
     async fn enqueue_once(&mut self, mode: &str, binlog: bool) -> f64 {
@@ -1540,6 +1679,20 @@ async fn bench(opts: Opts) {
             "jobs/s",
             ratio(e1, c_put, "put ceiling"),
         );
+        progress("enqueue: raw sequential put in the same kind of process");
+        let raw1 = b.enqueue("raw", false).await;
+        b.row(
+            "enqueue: raw sequential put, producer child (control for 1 task)",
+            sep(raw1),
+            "puts/s",
+            ratio(raw1, c_put, "put ceiling"),
+        );
+        b.row(
+            "enqueue: Job::enqueue 1 task vs raw sequential put",
+            format!("{:.2}", e1 / raw1),
+            "×",
+            "target ≥ 1.00".into(),
+        );
         progress("enqueue: 64 tasks");
         let e64 = b.enqueue("conc", false).await;
         b.row(
@@ -1557,6 +1710,34 @@ async fn bench(opts: Opts) {
             ratio(eb, c_put, "put ceiling"),
         );
         enq = Some((e64, eb));
+    }
+
+    // Several servers behind one URL.
+    if run("fleet") {
+        let mut one = None;
+        for k in [1usize, 2, 4] {
+            progress(&format!("fleet: enqueue, 64 tasks, {k} server(s)"));
+            let (rate, shares) = b.enqueue_fleet(k).await;
+            let base = *one.get_or_insert(rate);
+            b.row(
+                format!("fleet: Job::enqueue, 64 tasks, {k} server(s) ({})", shares),
+                sep(rate),
+                "jobs/s",
+                format!("{:.2}× of 1 server", rate / base),
+            );
+        }
+        let mut one = None;
+        for k in [1usize, 2, 4] {
+            progress(&format!("fleet: drain, {k} server(s)"));
+            let (rate, shares) = b.drain_fleet(k).await;
+            let base = *one.get_or_insert(rate);
+            b.row(
+                format!("fleet: drain, one worker, concurrency(256), {k} server(s) ({shares})"),
+                sep(rate),
+                "jobs/s",
+                format!("{:.2}× of 1 server", rate / base),
+            );
+        }
     }
 
     // Drain.

@@ -10,13 +10,7 @@ use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> Result<(), bsjobs::Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,bsjobs_core=warn".into()),
-        )
-        .with_target(false)
-        .init();
+    bsjobs_examples::init_logging("warn,bsjobs_core=warn", false);
     elapsed();
     let (_server, url) = match std::env::var("BSJOBS_URL") {
         Ok(url) => (None, url),

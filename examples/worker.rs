@@ -4,15 +4,13 @@
 //! BSJOBS_URL=beanstalk://127.0.0.1:11300 cargo run -p bsjobs-examples --example worker
 //! ```
 
-// Linking the jobs crate is all the registration there is.
-use bsjobs_examples as _;
+// Linking the jobs crate is all the registration there is: without this
+// line (or `use bsjobs_examples as _;`) Cargo would not link it and `run`
+// would find no job.
+bsjobs::link!(bsjobs_examples);
 
 #[tokio::main]
 async fn main() -> Result<(), bsjobs::Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    bsjobs_examples::init_logging("info", true);
     bsjobs::run().await
 }

@@ -707,7 +707,6 @@ async fn not_found_replies_and_client_mapping() {
     nf(client.delete(0, 424_242).await);
     nf(client.kick_job(0, 424_242).await);
     nf(client.stats_job(0, 424_242).await.map(drop));
-    nf(client.stats_tube(0, "no-such-tube").await.map(drop));
     nf(client
         .pause_tube(0, "no-such-tube", Duration::from_secs(1))
         .await);

@@ -31,6 +31,16 @@ pub enum Error {
     /// The job's arguments could not be serialized.
     #[error("cannot serialize job arguments: {0}")]
     Serialize(String),
+    /// An argument holds a float that JSON cannot carry (NaN or an
+    /// infinity); nothing was sent. serde_json would write it as `null`, and
+    /// the worker could not decode the job.
+    #[error("job argument `{path}` is {value}, which JSON cannot carry; nothing was enqueued")]
+    NonFiniteArgument {
+        /// Where the value is in the arguments, such as `lines[2].amount`.
+        path: String,
+        /// `NaN`, `inf` or `-inf`.
+        value: String,
+    },
     /// Connecting to beanstalkd failed or timed out.
     #[error("cannot connect to beanstalkd at {addr}: {source}")]
     Connect {
@@ -48,6 +58,30 @@ pub enum Error {
     /// The server closed the connection.
     #[error("beanstalkd closed the connection")]
     Closed,
+    /// The connection failed after the command was written and before its
+    /// reply arrived: the server may or may not have executed it (a `put`
+    /// may have created the job). bsjobs never sends such a command again by
+    /// itself; a caller that retries a put accepts a possible duplicate.
+    ///
+    /// A connection that the server closed while it was idle (a restart) is
+    /// noticed before anything is written to it, and replaced: that case is
+    /// not an unknown outcome.
+    #[error("beanstalkd at {addr} did not answer ({reason}); the command was sent and may or may not have taken effect")]
+    OutcomeUnknown {
+        /// The server the command was sent to.
+        addr: String,
+        /// What happened to the connection.
+        reason: String,
+    },
+    /// No server of the client takes new jobs: each is down (refused,
+    /// timed out, draining) or drained by its weight. Nothing was sent.
+    /// Returned at once while every server is marked down; the client
+    /// re-probes them in the background and uses the first that answers.
+    #[error("no beanstalkd server takes new jobs: {}", list_servers(.servers))]
+    NoServerUp {
+        /// Every server and why it takes no job.
+        servers: Vec<ServerDown>,
+    },
     /// `OUT_OF_MEMORY`: the server cannot allocate the job.
     #[error("beanstalkd is out of memory")]
     OutOfMemory,
@@ -103,8 +137,13 @@ pub enum Error {
         /// Where it is.
         second_at: String,
     },
-    /// The worker was asked to run no tube at all.
-    #[error("no job is registered: add #[bsjobs::job] functions to the worker binary, or name tubes that have handlers")]
+    /// No `#[bsjobs::job]` function is linked into the worker binary.
+    ///
+    /// Usually the jobs live in another crate that the worker lists in
+    /// `Cargo.toml` but never names in its code, so Cargo does not link it:
+    /// add `bsjobs::link!(that_crate);` (or `use that_crate as _;`) to the
+    /// worker's `main.rs`.
+    #[error("no job is linked into this worker binary. If your #[bsjobs::job] functions live in another crate, say `shop_jobs`, the worker must name that crate or it is not linked: add `bsjobs::link!(shop_jobs);` (or `use shop_jobs as _;`) to the worker's main.rs")]
     NoJobs,
     /// A cron job's schedule or time zone cannot be used (the attribute
     /// checks them at compile time; this catches descriptors made by hand).
@@ -119,6 +158,23 @@ pub enum Error {
     #[error("enqueue refused by a hook: {0}")]
     Refused(String),
     /// A tube was selected that has no handler in this binary.
-    #[error("no handler is registered for tube {0:?}")]
+    #[error("no handler is linked into this worker binary for tube {0:?}. If its #[bsjobs::job] function lives in another crate, say `shop_jobs`, add `bsjobs::link!(shop_jobs);` (or `use shop_jobs as _;`) to the worker's main.rs")]
     UnknownTube(String),
+}
+
+/// A server that takes no new jobs, in [`Error::NoServerUp`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerDown {
+    /// `host:port`.
+    pub addr: String,
+    /// Why: the last error seen, or "drained".
+    pub reason: String,
+}
+
+fn list_servers(servers: &[ServerDown]) -> String {
+    servers
+        .iter()
+        .map(|s| format!("{} ({})", s.addr, s.reason))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

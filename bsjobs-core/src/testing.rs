@@ -1,11 +1,41 @@
 //! A real beanstalkd for tests: started on a free 127.0.0.1 port, killed on drop.
 //!
-//! ```no_run
-//! let server = bsjobs_core::testing::Beanstalkd::start();
-//! let client = bsjobs_core::Client::new(&server.url()).unwrap();
-//! ```
 //! Needs the `beanstalkd` binary on `PATH` (Debian: `apt-get install beanstalkd`)
 //! or named by `BSJOBS_BEANSTALKD`.
+//!
+//! # One server per test
+//!
+//! Generated `enqueue` calls use the process-wide client unless told
+//! otherwise, and the tests of one file run in parallel threads of one
+//! process: a test with its own server wraps its body in
+//! [`Client::scope`](crate::Client::scope), so that every `enqueue` inside
+//! goes to *its* server.
+//!
+//! ```
+//! #[bsjobs::job(tube = "welcome")]
+//! async fn welcome(to: String) {
+//!     println!("welcome, {to}");
+//! }
+//!
+//! // In a test file: #[tokio::test] async fn signup_queues_a_welcome() { … }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let server = bsjobs::testing::Beanstalkd::start();
+//! let client = bsjobs::Client::new(&server.url()).unwrap();
+//! client
+//!     .scope(async {
+//!         // The application code under test, unchanged: it calls the
+//!         // generated `enqueue`, which goes to this test's server.
+//!         Welcome::enqueue("ada@example.com".into()).await.unwrap();
+//!     })
+//!     .await;
+//! let stats = client.stats_tube(0, "welcome").await.unwrap();
+//! assert_eq!(stats.current_jobs_ready, 1);
+//! # }
+//! ```
+//! Tasks spawned inside the scope do not inherit it: spawn
+//! `client.scope(fut)` instead of `fut`. To run the jobs, start a
+//! [`Worker`](crate::Worker) for `server.url()` in the same test.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -82,7 +82,29 @@
 //! }
 //! ```
 //! [`Worker`] configures what `run` defaults: servers, tubes, concurrency,
-//! shutdown signal, grace period.
+//! shutdown signal, grace period. When the jobs live in another crate, the
+//! worker names it with [`link!`] (`bsjobs::link!(shop_jobs);`), or Cargo
+//! does not link it and `run` finds no job.
+//!
+//! # Look at a server
+//!
+//! The admin methods of [`Client`] read and act on one server (named by its
+//! index in the URL's list, see [`Client`]): [`Client::stats_tube`] gives a
+//! [`TubeStats`] (an absent tube reads as zero counts),
+//! [`Client::stats_job`] a [`JobStats`] with its [`JobState`],
+//! [`Client::stats`] the [`ServerStats`]; then peeks, kicks and deletes.
+//!
+//! ```no_run
+//! # async fn f(handle: bsjobs::JobHandle) -> Result<(), bsjobs::Error> {
+//! let client = bsjobs::Client::from_env()?;
+//! let job = client.stats_job(handle.server, handle.id).await?;
+//! if job.state == bsjobs::JobState::Buried {
+//!     client.kick_job(handle.server, handle.id).await?;
+//! }
+//! let tube = client.stats_tube(0, "email").await?;
+//! println!("{} ready, {} buried", tube.current_jobs_ready, tube.current_jobs_buried);
+//! # Ok(()) }
+//! ```
 //!
 //! # End to end, against a real beanstalkd
 //!
@@ -119,16 +141,52 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub use bsjobs_core::admin;
-pub use bsjobs_core::client::{Client, ClientConfig};
+pub use bsjobs_core::client::{Client, ClientConfig, ServerSpec, ServerStatus};
 pub use bsjobs_core::hook;
 pub use bsjobs_core::job::{
-    CatchUp, Enqueue, Failure, JobContext, JobError, JobHandle, JobOptions, Retry,
+    CatchUp, Enqueue, Failure, JobContext, JobDescriptor, JobError, JobHandle, JobOptions,
+    PreparedPut, Retry,
 };
+pub use bsjobs_core::proto::stats::{JobState, JobStats, ServerStats, TubeStats};
 pub use bsjobs_core::proto::JobId;
 pub use bsjobs_core::testing;
-pub use bsjobs_core::worker::{current_job, CurrentJob, Shutdown, Worker};
-pub use bsjobs_core::{run, Error};
+pub use bsjobs_core::worker::{current_job, CurrentJob, Shutdown, Worker, DEFAULT_CONCURRENCY};
+pub use bsjobs_core::{run, Error, ServerDown};
+/// **Jobs in another crate**: a worker runs the jobs *linked into its
+/// binary*, and Cargo links a dependency only when the binary's code names
+/// it. A worker whose jobs live in another crate names it once in its
+/// `main.rs`, `bsjobs::link!(shop_jobs);` (or `use shop_jobs as _;`), or
+/// [`run`] stops with [`Error::NoJobs`]. See [`link!`].
+///
 pub use bsjobs_macros::job;
+
+/// Links crates whose `#[bsjobs::job]` functions this binary must run.
+///
+/// A worker runs every job linked into its binary, and Cargo links a
+/// dependency only when the binary's code names it. In the usual layout,
+/// jobs in a `shop-jobs` crate and a `shop-worker` binary that lists it in
+/// `Cargo.toml` and calls [`run`], nothing names `shop_jobs`, the crate is
+/// not linked, and `run` stops with [`Error::NoJobs`]. One line in the
+/// worker's `main.rs` fixes that:
+///
+/// ```ignore
+/// bsjobs::link!(shop_jobs); // several: bsjobs::link!(shop_jobs, billing_jobs);
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), bsjobs::Error> {
+///     bsjobs::run().await
+/// }
+/// ```
+/// It expands to `use shop_jobs as _;`, which does the same.
+#[macro_export]
+macro_rules! link {
+    ($($krate:ident),+ $(,)?) => {
+        $(
+            #[allow(unused_imports)]
+            use $krate as _;
+        )+
+    };
+}
 
 /// Lower-level access: the sans-IO protocol and raw connections.
 pub mod proto {
@@ -154,7 +212,13 @@ pub mod __private {
         F: FnOnce() -> Outcome + Send + 'static,
     {
         Box::pin(async move {
-            match tokio::task::spawn_blocking(f).await {
+            // The job's span (`job{tube=… id=…}`) and the subscriber in
+            // force are per-thread state: carry both to the blocking thread,
+            // so the function's log lines read like an async job's.
+            let span = tracing::Span::current();
+            let dispatch = tracing::dispatcher::get_default(Clone::clone);
+            let run = move || tracing::dispatcher::with_default(&dispatch, || span.in_scope(f));
+            match tokio::task::spawn_blocking(run).await {
                 Ok(r) => r,
                 Err(e) if e.is_panic() => {
                     Err(format!("panicked: {}", panic_message(e.into_panic())).into())

@@ -10,6 +10,21 @@ use std::time::{Duration, Instant, SystemTime};
 
 static START: OnceLock<Instant> = OnceLock::new();
 
+/// Logs to stdout, filtered by `RUST_LOG` (else `default_filter`), with ANSI
+/// colours only when stdout is a terminal: a log written to a file or a pipe
+/// (systemd, `| tee`, a log shipper) gets plain text.
+pub fn init_logging(default_filter: &str, with_target: bool) {
+    use std::io::IsTerminal as _;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
+        )
+        .with_target(with_target)
+        .with_ansi(std::io::stdout().is_terminal())
+        .init();
+}
+
 /// Seconds since the program started, for readable demo output.
 pub fn elapsed() -> f64 {
     START.get_or_init(Instant::now).elapsed().as_secs_f64()

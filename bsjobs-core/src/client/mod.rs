@@ -7,21 +7,23 @@
 //! enqueuing at once therefore pipeline automatically — no batching by hand.
 
 mod conn;
+mod fleet;
 mod lane;
 mod url;
 
-pub(crate) use conn::timed_out;
 pub use conn::Connection;
-pub use url::parse_url;
+pub use fleet::ServerStatus;
+pub use url::{parse_servers, parse_url, ServerSpec, MAX_WEIGHT};
 
 use crate::job::{secs_ceil, set_token, Enqueue, JobHandle, PreparedPut};
 use crate::proto::stats::{parse_list, JobStats, ServerStats, TubeStats};
 use crate::proto::{validate_tube, Command, JobId, Response};
 use crate::worker::chain;
 use crate::Error;
+use fleet::Fleet;
 use lane::Lane;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 /// Settings of a [`Client`] (and of the connections a worker opens).
@@ -37,6 +39,11 @@ pub struct ClientConfig {
     pub max_job_size: usize,
     /// Connections per server that a [`Client`] multiplexes requests over. Default 1.
     pub lanes: usize,
+    /// Share of new puts of each server, in the order of `servers`; a
+    /// missing entry counts as 1, and 0 drains the server (no new puts;
+    /// workers keep reserving from it). Set from the URL's `;weight=N` and
+    /// `;drain` options. See [Servers](Client#servers).
+    pub weights: Vec<u32>,
 }
 
 impl Default for ClientConfig {
@@ -47,16 +54,20 @@ impl Default for ClientConfig {
             io_timeout: Duration::from_secs(5),
             max_job_size: 65_535,
             lanes: 1,
+            weights: Vec::new(),
         }
     }
 }
 
 impl ClientConfig {
     /// Settings for the servers of a URL: `beanstalk://host:port`, or several
-    /// separated by commas (`beanstalk://a:11300,b:11300`).
+    /// separated by commas (`beanstalk://a:11300,b:11300`), each optionally
+    /// followed by `;weight=N` or `;drain` ([`parse_servers`]).
     pub fn from_url(url: &str) -> Result<Self, Error> {
+        let specs = parse_servers(url)?;
         Ok(ClientConfig {
-            servers: parse_url(url)?,
+            servers: specs.iter().map(|s| s.addr.clone()).collect(),
+            weights: specs.iter().map(|s| s.weight).collect(),
             ..ClientConfig::default()
         })
     }
@@ -74,14 +85,37 @@ impl ClientConfig {
 /// A shared, pipelining beanstalkd client for producers.
 ///
 /// ```no_run
-/// # async fn f() -> Result<(), bsjobs_core::Error> {
-/// let client = bsjobs_core::Client::new("beanstalk://127.0.0.1:11300")?;
-/// let id = client.put("email", 1024, 0, 60, b"{\"args\":{}}".to_vec()).await?;
+/// # #[bsjobs::job(tube = "email")]
+/// # async fn send_email(to: String) {}
+/// # async fn f() -> Result<(), bsjobs::Error> {
+/// let client = bsjobs::Client::new("beanstalk://127.0.0.1:11300")?;
+/// // Generated types: with this client, or with the default one.
+/// let handle = SendEmail::new("ada@example.com".into()).client(&client).enqueue().await?;
+/// // Raw puts (a producer's own envelope, see the README).
+/// let id = client.put("email", 1024, 0, 60, br#"{"args":{"to":"bob@example.com"}}"#.to_vec()).await?;
+/// // Admin calls name the server by its index in the URL's list.
+/// let stats = client.stats_tube(handle.server, "email").await?;
+/// println!("{} ready", stats.current_jobs_ready);
 /// # Ok(()) }
 /// ```
 /// Connections are opened lazily, on the first request, and re-opened after a
 /// failure; a request fails with a typed error within the configured timeouts
 /// when no server answers.
+///
+/// # Servers
+///
+/// A client built for `beanstalk://a:11300,b:11300` spreads puts over the
+/// servers. The admin methods (`peek*`, `delete`, `kick*`, `stats*`,
+/// `list_tubes`, `pause_tube`, [`Client::request`]) act on one server and
+/// take its `server: usize`: the index of that server in the URL's list
+/// (`0` for `a`, `1` for `b`; always `0` with one server). A job's server is
+/// in its [`JobHandle::server`]. An index past the end wraps around.
+///
+/// # Which client `enqueue` uses
+///
+/// `Job::enqueue(..)` and `.enqueue()` without `.client(..)` use
+/// [`Client::current`]: the client of the enclosing [`Client::scope`], else
+/// the process-wide [`Client::global`].
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -93,6 +127,7 @@ struct Inner {
     /// `lanes[server][lane]`.
     lanes: Vec<Vec<Lane>>,
     next: AtomicUsize,
+    fleet: Fleet,
 }
 
 impl std::fmt::Debug for Client {
@@ -104,6 +139,11 @@ impl std::fmt::Debug for Client {
 }
 
 static GLOBAL: OnceLock<Client> = OnceLock::new();
+
+tokio::task_local! {
+    /// The client of the innermost [`Client::scope`] of the current task.
+    static SCOPED: Client;
+}
 
 impl Client {
     /// A client for `url` (`beanstalk://host:port[,host:port…]`) with default settings.
@@ -129,6 +169,7 @@ impl Client {
             .collect();
         Client {
             inner: Arc::new(Inner {
+                fleet: Fleet::new(&config),
                 config,
                 hooks: Default::default(),
                 lanes,
@@ -137,8 +178,9 @@ impl Client {
         }
     }
 
-    /// The process-wide client that generated `enqueue` calls use: the one
-    /// installed with [`Client::set_global`], or else one built from `BSJOBS_URL`.
+    /// The process-wide client: the one installed with
+    /// [`Client::set_global`], or else one built from `BSJOBS_URL`.
+    /// Generated `enqueue` calls use it outside any [`Client::scope`].
     pub fn global() -> Result<&'static Client, Error> {
         if let Some(c) = GLOBAL.get() {
             return Ok(c);
@@ -194,6 +236,50 @@ impl Client {
         Ok(())
     }
 
+    /// Runs `fut` with this client as the one that generated `enqueue`
+    /// calls use, instead of the process-wide [`Client::global`].
+    ///
+    /// The scope is the task running `fut` (a tokio task-local): tasks
+    /// spawned inside it do not inherit it, so scope them too
+    /// (`tokio::spawn(client.scope(async move { … }))`). An explicit
+    /// `.client(&c)` on the builder still wins; an inner scope wins over an
+    /// outer one.
+    ///
+    /// This is how tests that each start their own
+    /// [`Beanstalkd`](crate::testing::Beanstalkd) keep their jobs apart:
+    /// the process-wide client is set once per process, and tests run in
+    /// parallel threads of one process.
+    ///
+    /// ```no_run
+    /// # #[bsjobs::job(tube = "email")]
+    /// # async fn send_email(to: String) {}
+    /// # async fn f() -> Result<(), bsjobs::Error> {
+    /// let client = bsjobs::Client::new("beanstalk://127.0.0.1:11301")?;
+    /// client
+    ///     .scope(async {
+    ///         // Goes to 127.0.0.1:11301, whatever the global client is.
+    ///         SendEmail::enqueue("ada@example.com".into()).await
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn scope<F: std::future::Future>(
+        &self,
+        fut: F,
+    ) -> impl std::future::Future<Output = F::Output> {
+        SCOPED.scope(self.clone(), fut)
+    }
+
+    /// The client generated `enqueue` calls use here: the one of the
+    /// innermost [`Client::scope`] around the current task, else
+    /// [`Client::global`].
+    pub fn current() -> Result<Client, Error> {
+        match SCOPED.try_with(Client::clone) {
+            Ok(c) => Ok(c),
+            Err(_) => Client::global().cloned(),
+        }
+    }
+
     /// The settings this client was built with.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
@@ -211,15 +297,118 @@ impl Client {
         &lanes[self.inner.next.fetch_add(1, Ordering::Relaxed) % lanes.len()]
     }
 
-    fn pick_server(&self) -> usize {
-        if self.server_count() == 1 {
-            0
-        } else {
-            self.inner.next.fetch_add(1, Ordering::Relaxed) % self.server_count()
+    /// What this client knows of each server, in the order of the URL's
+    /// list: weight, marked down or not, last error.
+    pub fn servers(&self) -> Vec<ServerStatus> {
+        self.inner.fleet.status()
+    }
+
+    /// Sets the share of new puts that `server` (an index into the URL's
+    /// list) gets, relative to the others; 0 drains it. Takes effect for
+    /// the next put. Workers are not affected: they keep reserving from
+    /// every server.
+    pub fn set_weight(&self, server: usize, weight: u32) {
+        self.inner
+            .fleet
+            .set_weight(server % self.server_count(), weight);
+    }
+
+    /// Drains `server`: no new puts go to it (keyed puts go to each key's
+    /// next server), while workers keep reserving from it until it is
+    /// empty. The same as `set_weight(server, 0)`; undo with `set_weight`.
+    pub fn drain(&self, server: usize) {
+        self.set_weight(server, 0);
+    }
+
+    /// The server that a put with `key` (see [`Enqueue::key`]) goes to
+    /// now, or `None` when no server takes new jobs.
+    pub fn server_for_key(&self, key: &str) -> Option<usize> {
+        self.inner.fleet.choose(Some(key.as_bytes()), &[])
+    }
+
+    /// Puts on a server chosen by placement, failing over to the next when
+    /// one refuses before storing anything; see `fleet.rs` for the rules.
+    #[allow(clippy::too_many_arguments)]
+    async fn put_placed(
+        &self,
+        key: Option<&[u8]>,
+        tube: &str,
+        pri: u32,
+        delay: u32,
+        ttr: u32,
+        body: &[u8],
+    ) -> Result<(usize, JobId), Error> {
+        let fleet = &self.inner.fleet;
+        if fleet.len() == 1 {
+            return self.put_on(0, tube, pri, delay, ttr, body).await;
+        }
+        for server in fleet.unprobed() {
+            self.start_probe(server);
+        }
+        let mut tried = vec![false; fleet.len()];
+        loop {
+            let Some(server) = fleet.choose(key, &tried) else {
+                return Err(fleet.none_up());
+            };
+            match self.put_on(server, tube, pri, delay, ttr, body).await {
+                Err(e) if fleet::refused_before_storing(&e) => {
+                    self.server_failed(server, &e);
+                    tried[server] = true;
+                }
+                Err(e @ Error::OutcomeUnknown { .. }) => {
+                    // The job may exist: never put it anywhere else.
+                    self.server_failed(server, &e);
+                    return Err(e);
+                }
+                r => return r,
+            }
         }
     }
 
-    /// Sends one command to `server`, after a `use tube` when `tube` is given,
+    /// Marks `server` down after `e` and makes sure it is being re-probed.
+    fn server_failed(&self, server: usize, e: &Error) {
+        if self.server_count() > 1 {
+            self.inner.fleet.mark_down(server, e);
+            self.start_probe(server);
+        }
+    }
+
+    /// Starts the background re-probe of `server`, unless one runs. The
+    /// task holds the client weakly: dropping the client ends it.
+    fn start_probe(&self, server: usize) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !self.inner.fleet.claim_probe(server) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        rt.spawn(async move {
+            let _release = ProbeGuard {
+                inner: weak.clone(),
+                server,
+            };
+            for attempt in 0.. {
+                tokio::time::sleep(fleet::probe_delay(attempt)).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let addr = inner.fleet.addr(server).to_owned();
+                let config = inner.config.clone();
+                drop(inner);
+                let result = fleet::probe(&addr, &config).await;
+                let Some(inner) = weak.upgrade() else { return };
+                match result {
+                    Ok(()) => {
+                        inner.fleet.mark_up(server);
+                        return;
+                    }
+                    Err(e) => inner.fleet.note_probe_failure(server, &e),
+                }
+            }
+        });
+    }
+
+    /// Sends one command to `server` (an index into the URL's list, see
+    /// [Servers](Client#servers)), after a `use tube` when `tube` is given,
     /// and returns the reply, within the configured timeouts.
     ///
     /// Commands that belong to one connection (`use`, `watch`, `ignore`,
@@ -249,13 +438,14 @@ impl Client {
         let mut bytes = Vec::with_capacity(64);
         cmd.encode(&mut bytes);
         let lane = self.lane(server);
-        let first = lane.call(tube.map(str::to_owned), bytes.clone(), 1).await;
+        let first = lane.call(tube, bytes.clone(), 1).await;
         let mut replies = match first {
-            // A connection that died while idle (a server restart) is only
-            // noticed by the next request on it: try a read-only command
-            // once more, on a fresh connection.
-            Err(Error::Io(_) | Error::Closed) if read_only(cmd) => {
-                lane.call(tube.map(str::to_owned), bytes, 1).await?
+            // The connection failed under the request (a connection that
+            // died while idle is replaced before writing, but the server
+            // may die just then): a read-only command is safe to send once
+            // more, on a fresh connection.
+            Err(Error::OutcomeUnknown { .. } | Error::Io(_) | Error::Closed) if read_only(cmd) => {
+                lane.call(tube, bytes, 1).await?
             }
             r => r?,
         };
@@ -279,7 +469,7 @@ impl Client {
         ttr: u32,
         body: Vec<u8>,
     ) -> Result<JobId, Error> {
-        self.put_on(self.pick_server(), tube, pri, delay, ttr, &body)
+        self.put_placed(None, tube, pri, delay, ttr, &body)
             .await
             .map(|(_, id)| id)
     }
@@ -303,38 +493,48 @@ impl Client {
             body,
         }
         .encode(&mut bytes);
-        let mut r = self
-            .lane(server)
-            .call(Some(tube.to_owned()), bytes, 1)
-            .await?;
+        let mut r = self.lane(server).call(Some(tube), bytes, 1).await?;
         put_result(r.pop().expect("one reply")).map(|id| (server % self.server_count(), id))
     }
 
-    /// Puts a prepared job (see [`Enqueue::into_put`]). A repeating job's
-    /// chain token is put first, on the same server.
+    /// Puts a prepared job (see [`Enqueue::into_put`]) on the server its
+    /// key or the placement chooses ([Servers](Client#servers)). A
+    /// repeating job's chain token is put first, on the same server: the
+    /// chain's (placed by its key, else by its chain id).
     pub async fn put_prepared(&self, mut p: PreparedPut) -> Result<JobHandle, Error> {
         self.prepare(&mut p)?;
-        let server = self.pick_server();
-        let mut body = p.body;
-        self.check_body(body.len())?;
-        let token = match &p.chain {
-            Some(chain) => {
-                let t = self
-                    .put_on(
-                        server,
-                        chain::TOKEN_TUBE,
-                        chain::UNBOUND,
-                        0,
-                        chain::TOKEN_TTR,
-                        &chain::token_body(chain, p.tube),
-                    )
-                    .await?
-                    .1;
-                set_token(&mut body, t);
-                Some(t)
-            }
-            None => None,
+        self.place(p).await
+    }
+
+    /// Puts a job [`Client::prepare`] has seen.
+    async fn place(&self, p: PreparedPut) -> Result<JobHandle, Error> {
+        let Some(chain_id) = p.chain.clone() else {
+            let key = p.key.as_deref().map(str::as_bytes);
+            let (server, id) = self
+                .put_placed(key, p.tube, p.pri, p.delay, p.ttr, &p.body)
+                .await?;
+            return Ok(JobHandle {
+                id,
+                identity: p.identity,
+                tube: p.tube,
+                chain: p.chain,
+                token: None,
+                server,
+            });
         };
+        let key = p.key.clone().unwrap_or_else(|| chain_id.clone());
+        let (server, token) = self
+            .put_placed(
+                Some(key.as_bytes()),
+                chain::TOKEN_TUBE,
+                chain::UNBOUND,
+                0,
+                chain::TOKEN_TTR,
+                &chain::token_body(&chain_id, p.tube),
+            )
+            .await?;
+        let mut body = p.body;
+        set_token(&mut body, token);
         let put = match self.check_body(body.len()) {
             Ok(()) => {
                 self.put_on(server, p.tube, p.pri, p.delay, p.ttr, &body)
@@ -342,21 +542,20 @@ impl Client {
             }
             Err(e) => Err(e),
         };
-        let (server, id) = match (put, token) {
-            (Ok(r), _) => r,
-            (Err(e), Some(t)) => {
+        let (server, id) = match put {
+            Ok(r) => r,
+            Err(e) => {
                 // The chain never started: do not leave its token behind.
-                let _ = self.delete(server, t).await;
+                let _ = self.delete(server, token).await;
                 return Err(e);
             }
-            (Err(e), None) => return Err(e),
         };
         Ok(JobHandle {
             id,
             identity: p.identity,
             tube: p.tube,
             chain: p.chain,
-            token,
+            token: Some(token),
             server,
         })
     }
@@ -366,13 +565,23 @@ impl Client {
     ///
     /// Returns one result per job, in order. Much cheaper than as many
     /// `enqueue` calls: the puts travel together and are answered together.
+    /// Each job is placed like a single put (its key, or the turn of the
+    /// live servers); a batch refused before storing anything (its server
+    /// died) is placed again job by job on the other servers.
     /// The tokens of repeating jobs go first, in a batch of their own.
     pub async fn enqueue_many(
         &self,
         jobs: impl IntoIterator<Item = Enqueue>,
     ) -> Vec<Result<JobHandle, Error>> {
         use futures_util::StreamExt as _;
-        // Consecutive jobs for the same tube form one batch.
+        let fleet = &self.inner.fleet;
+        let single = fleet.len() == 1;
+        if !single {
+            for server in fleet.unprobed() {
+                self.start_probe(server);
+            }
+        }
+        // Consecutive jobs for the same tube and server form one batch.
         let mut slots: Vec<Slot> = Vec::new();
         for job in jobs {
             let p = match job
@@ -389,11 +598,25 @@ impl Client {
                 slots.push(Slot::Failed(e));
                 continue;
             }
-            let open = matches!(slots.last(), Some(Slot::Batch(b)) if b.tube == p.tube && b.puts.len() < BULK_BATCH);
+            let server = if single {
+                0
+            } else {
+                match fleet.choose(
+                    p.key.as_deref().or(p.chain.as_deref()).map(str::as_bytes),
+                    &[],
+                ) {
+                    Some(s) => s,
+                    None => {
+                        slots.push(Slot::Failed(fleet.none_up()));
+                        continue;
+                    }
+                }
+            };
+            let open = matches!(slots.last(), Some(Slot::Batch(b)) if b.tube == p.tube && b.server == server && b.puts.len() < BULK_BATCH);
             if !open {
                 slots.push(Slot::Batch(Batch {
                     tube: p.tube,
-                    server: self.pick_server(),
+                    server,
                     puts: Vec::new(),
                 }));
             }
@@ -402,12 +625,11 @@ impl Client {
             };
             b.puts.push(p);
         }
-        let servers = self.server_count();
         let results: Vec<Vec<Result<JobHandle, Error>>> = futures_util::stream::iter(slots)
             .map(|slot| async move {
                 match slot {
                     Slot::Failed(e) => vec![Err(e)],
-                    Slot::Batch(b) => self.put_batch(b, servers).await,
+                    Slot::Batch(b) => self.send_batch(b, single).await,
                 }
             })
             .buffered(BULK_IN_FLIGHT)
@@ -416,15 +638,10 @@ impl Client {
         results.into_iter().flatten().collect()
     }
 
-    async fn put_batch(&self, mut b: Batch, servers: usize) -> Vec<Result<JobHandle, Error>> {
+    async fn send_batch(&self, mut b: Batch, single: bool) -> Vec<Result<JobHandle, Error>> {
         let n = b.puts.len();
-        let fail_all = |e: Error| {
-            let msg = e.to_string();
-            let mut v = vec![Err(e)];
-            v.extend((1..n).map(|_| Err(Error::Unexpected(msg.clone()))));
-            v
-        };
-        // Tokens of the repeating jobs first: their ids go into the bodies.
+        // Tokens of the repeating jobs first, on this server: their ids go
+        // into the bodies.
         let mut tokens: Vec<Option<Result<JobId, Error>>> = (0..n).map(|_| None).collect();
         let chained: Vec<usize> = (0..n).filter(|&i| b.puts[i].chain.is_some()).collect();
         if !chained.is_empty() {
@@ -441,7 +658,7 @@ impl Client {
             }
             match self
                 .lane(b.server)
-                .call(Some(chain::TOKEN_TUBE.to_owned()), bytes, chained.len())
+                .call(Some(chain::TOKEN_TUBE), bytes, chained.len())
                 .await
             {
                 Ok(replies) => {
@@ -449,23 +666,36 @@ impl Client {
                         tokens[i] = Some(put_result(r));
                     }
                 }
-                Err(e) => return fail_all(e),
-            }
-        }
-        let mut bytes = Vec::with_capacity(n * 128);
-        let mut sent = Vec::with_capacity(n);
-        for (i, p) in b.puts.iter_mut().enumerate() {
-            if let Some(Ok(t)) = &tokens[i] {
-                let t = *t;
-                set_token(&mut p.body, t);
-                if let Err(e) = self.check_body(p.body.len()) {
-                    let _ = self.delete(b.server, t).await;
-                    tokens[i] = Some(Err(e));
+                Err(e) => {
+                    let mut out = vec![Err(same_error(&e))];
+                    out.extend((1..n).map(|_| Err(same_error(&e))));
+                    return out;
                 }
             }
-            if matches!(tokens[i], Some(Err(_))) {
+        }
+        let mut failed: Vec<Option<Error>> = (0..n).map(|_| None).collect();
+        for (i, p) in b.puts.iter_mut().enumerate() {
+            match tokens[i].take() {
+                Some(Ok(t)) => {
+                    set_token(&mut p.body, t);
+                    if let Err(e) = self.check_body(p.body.len()) {
+                        let _ = self.delete(b.server, t).await;
+                        failed[i] = Some(e);
+                    } else {
+                        tokens[i] = Some(Ok(t));
+                    }
+                }
+                Some(Err(e)) => failed[i] = Some(e),
+                None => {}
+            }
+        }
+        let mut bytes = Vec::with_capacity(b.puts.iter().map(|p| p.body.len() + 32).sum());
+        let mut sent = 0;
+        for (i, p) in b.puts.iter().enumerate() {
+            if failed[i].is_some() {
                 continue;
             }
+            sent += 1;
             Command::Put {
                 pri: p.pri,
                 delay: p.delay,
@@ -473,46 +703,72 @@ impl Client {
                 body: &p.body,
             }
             .encode(&mut bytes);
-            sent.push(i);
         }
-        let mut replies = match self
-            .lane(b.server)
-            .call(Some(b.tube.to_owned()), bytes, sent.len())
-            .await
-        {
-            Ok(r) => r.into_iter(),
-            Err(e) => return fail_all(e),
+        let server = b.server;
+        let token_of = |t: &Option<Result<JobId, Error>>| match t {
+            Some(Ok(t)) => Some(*t),
+            _ => None,
+        };
+        let handle = |p: PreparedPut, id, token| JobHandle {
+            id,
+            identity: p.identity,
+            tube: p.tube,
+            chain: p.chain,
+            token,
+            server,
         };
         let mut out = Vec::with_capacity(n);
-        for (i, p) in b.puts.into_iter().enumerate() {
-            let token = match tokens[i].take() {
-                Some(Err(e)) => {
-                    out.push(Err(e));
-                    continue;
+        match self.lane(b.server).call(Some(b.tube), bytes, sent).await {
+            Ok(replies) => {
+                let mut replies = replies.into_iter();
+                for (i, p) in b.puts.into_iter().enumerate() {
+                    if let Some(e) = failed[i].take() {
+                        out.push(Err(e));
+                        continue;
+                    }
+                    let token = token_of(&tokens[i]);
+                    let r = replies.next().map_or_else(
+                        || Err(Error::Unexpected("missing reply".to_owned())),
+                        put_result,
+                    );
+                    match r {
+                        Ok(id) => out.push(Ok(handle(p, id, token))),
+                        // DRAINING, OUT_OF_MEMORY: this job was not stored.
+                        Err(e)
+                            if !single && token.is_none() && fleet::refused_before_storing(&e) =>
+                        {
+                            self.server_failed(b.server, &e);
+                            out.push(self.place(p).await);
+                        }
+                        Err(e) => {
+                            if let Some(t) = token {
+                                let _ = self.delete(b.server, t).await;
+                            }
+                            out.push(Err(e));
+                        }
+                    }
                 }
-                Some(Ok(t)) => Some(t),
-                None => None,
-            };
-            let r = replies.next().map_or_else(
-                || Err(Error::Unexpected("missing reply".to_owned())),
-                put_result,
-            );
-            if let (Err(_), Some(t)) = (&r, token) {
-                let _ = self.delete(b.server, t).await;
             }
-            out.push(r.map(|id| JobHandle {
-                id,
-                identity: p.identity,
-                tube: b.tube,
-                chain: p.chain,
-                token,
-                server: b.server % servers,
-            }));
+            Err(e) if !single && chained.is_empty() && fleet::refused_before_storing(&e) => {
+                // Nothing of the batch was sent: place each job again.
+                self.server_failed(b.server, &e);
+                for p in b.puts {
+                    out.push(self.place(p).await);
+                }
+            }
+            Err(e) => {
+                if matches!(e, Error::OutcomeUnknown { .. }) {
+                    self.server_failed(b.server, &e);
+                }
+                out.extend((1..n).map(|_| Err(same_error(&e))));
+                out.insert(0, Err(e));
+            }
         }
         out
     }
 
-    /// Deletes a job that is ready, delayed or buried (or reserved by no one).
+    /// Deletes a job that is ready, delayed or buried (or reserved by no one),
+    /// on `server` (an index into the URL's list: [Servers](Client#servers)).
     pub async fn delete(&self, server: usize, id: JobId) -> Result<(), Error> {
         match self.request(server, None, &Command::Delete(id)).await? {
             Response::Deleted => Ok(()),
@@ -520,7 +776,8 @@ impl Client {
         }
     }
 
-    /// `peek <id>`: the body of any job, or `None` if it does not exist.
+    /// `peek <id>` on `server` ([Servers](Client#servers)): the body of any
+    /// job, or `None` if it does not exist.
     pub async fn peek(&self, server: usize, id: JobId) -> Result<Option<Vec<u8>>, Error> {
         found(self.request(server, None, &Command::Peek(id)).await?)
     }
@@ -538,7 +795,8 @@ impl Client {
         }
     }
 
-    /// The next ready job of `tube`, without reserving it.
+    /// The next ready job of `tube` on `server` ([Servers](Client#servers)),
+    /// without reserving it.
     pub async fn peek_ready(
         &self,
         server: usize,
@@ -547,7 +805,8 @@ impl Client {
         self.peek_in(server, tube, Command::PeekReady).await
     }
 
-    /// The delayed job of `tube` that becomes ready first.
+    /// The delayed job of `tube` on `server` ([Servers](Client#servers)) that
+    /// becomes ready first.
     pub async fn peek_delayed(
         &self,
         server: usize,
@@ -556,7 +815,7 @@ impl Client {
         self.peek_in(server, tube, Command::PeekDelayed).await
     }
 
-    /// The oldest buried job of `tube`.
+    /// The oldest buried job of `tube` on `server` ([Servers](Client#servers)).
     pub async fn peek_buried(
         &self,
         server: usize,
@@ -565,8 +824,8 @@ impl Client {
         self.peek_in(server, tube, Command::PeekBuried).await
     }
 
-    /// Kicks up to `bound` buried (or else delayed) jobs of `tube` back to ready;
-    /// returns how many moved.
+    /// Kicks up to `bound` buried (or else delayed) jobs of `tube` on `server`
+    /// ([Servers](Client#servers)) back to ready; returns how many moved.
     pub async fn kick(&self, server: usize, tube: &str, bound: u32) -> Result<u64, Error> {
         match self
             .request(server, Some(tube), &Command::Kick(bound))
@@ -577,7 +836,8 @@ impl Client {
         }
     }
 
-    /// Kicks one buried or delayed job back to ready.
+    /// Kicks one buried or delayed job on `server` ([Servers](Client#servers))
+    /// back to ready.
     pub async fn kick_job(&self, server: usize, id: JobId) -> Result<(), Error> {
         match self.request(server, None, &Command::KickJob(id)).await? {
             Response::Kicked => Ok(()),
@@ -585,34 +845,44 @@ impl Client {
         }
     }
 
-    /// `stats-job`: the state and counters of one job.
+    /// `stats-job`: the state and counters of one job on `server`
+    /// ([Servers](Client#servers)).
     pub async fn stats_job(&self, server: usize, id: JobId) -> Result<JobStats, Error> {
         let body = ok_body(self.request(server, None, &Command::StatsJob(id)).await?)?;
         JobStats::parse(&body).map_err(|e| Error::Unexpected(e.to_string()))
     }
 
-    /// `stats-tube`: counts of one tube.
+    /// `stats-tube`: counts of one tube on `server` ([Servers](Client#servers)).
+    ///
+    /// A tube that does not exist has zero counts ([`TubeStats::empty`]):
+    /// beanstalkd deletes a tube as soon as no job is in it and no
+    /// connection uses or watches it, so an empty tube is usually an absent
+    /// one.
     pub async fn stats_tube(&self, server: usize, tube: &str) -> Result<TubeStats, Error> {
-        let body = ok_body(
-            self.request(server, None, &Command::StatsTube(tube))
-                .await?,
-        )?;
-        TubeStats::parse(&body).map_err(|e| Error::Unexpected(e.to_string()))
+        match self
+            .request(server, None, &Command::StatsTube(tube))
+            .await?
+        {
+            Response::NotFound => Ok(TubeStats::empty(tube)),
+            r => TubeStats::parse(&ok_body(r)?).map_err(|e| Error::Unexpected(e.to_string())),
+        }
     }
 
-    /// `stats`: the server's counters.
+    /// `stats`: the counters of `server` ([Servers](Client#servers)).
     pub async fn stats(&self, server: usize) -> Result<ServerStats, Error> {
         let body = ok_body(self.request(server, None, &Command::Stats).await?)?;
         ServerStats::parse(&body).map_err(|e| Error::Unexpected(e.to_string()))
     }
 
-    /// `list-tubes`: every tube that exists.
+    /// `list-tubes`: every tube that exists on `server`
+    /// ([Servers](Client#servers)).
     pub async fn list_tubes(&self, server: usize) -> Result<Vec<String>, Error> {
         let body = ok_body(self.request(server, None, &Command::ListTubes).await?)?;
         parse_list(&body).map_err(|e| Error::Unexpected(e.to_string()))
     }
 
-    /// `pause-tube`: no job of `tube` is reserved for `delay`.
+    /// `pause-tube`: no job of `tube` on `server` ([Servers](Client#servers))
+    /// is reserved for `delay`.
     pub async fn pause_tube(
         &self,
         server: usize,
@@ -652,14 +922,9 @@ impl Client {
             cmd.encode(&mut bytes);
         }
         let lane = self.lane(server);
-        match lane
-            .call(tube.map(str::to_owned), bytes.clone(), cmds.len())
-            .await
-        {
+        match lane.call(tube, bytes.clone(), cmds.len()).await {
             // As in `request`: an idle connection that died is retried once.
-            Err(Error::Io(_) | Error::Closed) => {
-                lane.call(tube.map(str::to_owned), bytes, cmds.len()).await
-            }
+            Err(Error::Io(_) | Error::Closed) => lane.call(tube, bytes, cmds.len()).await,
             r => r,
         }
     }
@@ -705,7 +970,7 @@ impl Client {
             if !matches!(held, Response::Reserved { .. }) {
                 // A worker is moving the token right now: try again.
                 if std::time::Instant::now() >= deadline {
-                    return Err(timed_out(config.io_timeout));
+                    return Err(conn::timed_out(config.io_timeout));
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
@@ -764,6 +1029,40 @@ struct Batch {
     tube: &'static str,
     server: usize,
     puts: Vec<PreparedPut>,
+}
+
+/// Releases the probe claim of a server when its probe task ends, however
+/// it ends (its runtime may shut down): the next put starts a new one.
+struct ProbeGuard {
+    inner: Weak<Inner>,
+    server: usize,
+}
+
+impl Drop for ProbeGuard {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.fleet.release_probe(self.server);
+        }
+    }
+}
+
+/// An error of the same kind as `e`, for each job of a batch that failed
+/// as a whole.
+fn same_error(e: &Error) -> Error {
+    match e {
+        Error::OutcomeUnknown { addr, reason } => Error::OutcomeUnknown {
+            addr: addr.clone(),
+            reason: reason.clone(),
+        },
+        Error::Connect { addr, source } => Error::Connect {
+            addr: addr.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        Error::NoServerUp { servers } => Error::NoServerUp {
+            servers: servers.clone(),
+        },
+        e => Error::Unexpected(e.to_string()),
+    }
 }
 
 /// Commands that change nothing, so sending one twice is harmless.

@@ -13,13 +13,14 @@ use std::time::{Duration, SystemTime};
 pub struct Enqueue {
     tube: &'static str,
     options: &'static JobOptions,
-    args: Result<Vec<u8>, String>,
+    args: Result<Vec<u8>, Error>,
     /// `args` is the whole body (a raw job), not the envelope's arguments.
     raw: bool,
     delay: Option<Duration>,
     at: Option<SystemTime>,
     priority: Option<u32>,
     ttr: Option<u32>,
+    key: Option<String>,
     client: Option<Client>,
 }
 
@@ -68,12 +69,13 @@ impl Enqueue {
         Enqueue {
             tube,
             options,
-            args: serde_json::to_vec(args).map_err(|e| e.to_string()),
+            args: serialize_args(args),
             raw: false,
             delay: None,
             at: None,
             priority: None,
             ttr: None,
+            key: None,
             client: None,
         }
     }
@@ -86,6 +88,7 @@ impl Enqueue {
             options,
             args: Ok(body),
             raw: true,
+            key: None,
             delay: None,
             at: None,
             priority: None,
@@ -102,11 +105,12 @@ impl Enqueue {
         body: &T,
     ) -> Self {
         let mut e = Self::raw(tube, options, Vec::new());
-        e.args = serde_json::to_vec(body).map_err(|e| e.to_string());
+        e.args = serde_json::to_vec(body).map_err(|e| Error::Serialize(e.to_string()));
         e
     }
 
-    /// Runs the job after `delay` (whole seconds; sub-second parts round up).
+    /// Runs the job after `delay` (whole seconds; sub-second parts round up;
+    /// longer than `u32::MAX` seconds, about 136 years, counts as that).
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
         self.at = None;
@@ -126,13 +130,27 @@ impl Enqueue {
         self
     }
 
-    /// Time to run for this job (whole seconds, at least one).
+    /// Time to run for this job (whole seconds, at least one, at most
+    /// `u32::MAX`: longer TTRs, `Duration::MAX` included, count as that).
     pub fn ttr(mut self, ttr: Duration) -> Self {
         self.ttr = Some(secs_ceil(ttr).max(1));
         self
     }
 
-    /// Uses `client` instead of the process-wide default ([`Client::global`]).
+    /// Places the job by `key` when the client has several servers: every
+    /// job with the same key goes to the same server (rendezvous hashing
+    /// over the live servers), so jobs of one entity meet on one server and
+    /// keep their order there. When that server is down or drained, the
+    /// key's jobs go to its next server in the same stable order, the same
+    /// for every producer. Without a key, puts go to the live servers in
+    /// turn. With one server, the key changes nothing.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Uses `client` instead of the default ([`Client::current`]: the
+    /// client of a [`Client::scope`], else the process-wide one).
     pub fn client(mut self, client: &Client) -> Self {
         self.client = Some(client.clone());
         self
@@ -143,9 +161,16 @@ impl Enqueue {
         self.tube
     }
 
-    /// Builds the beanstalkd `put` parameters: (priority, delay, ttr, body, chain).
+    /// Builds the beanstalkd `put` without sending it: a [`PreparedPut`]
+    /// with the tube, priority, delay and TTR in seconds, the envelope
+    /// (the JSON body), the chain id of a repeating job and the client chosen
+    /// with [`Enqueue::client`]. Send it with [`Client::put_prepared`], or
+    /// inspect it (tests, a producer that batches by hand).
+    ///
+    /// Fails when the arguments cannot be serialized
+    /// ([`Error::Serialize`], [`Error::NonFiniteArgument`]).
     pub fn into_put(self) -> Result<PreparedPut, Error> {
-        let args = self.args.map_err(Error::Serialize)?;
+        let args = self.args?;
         let delay = match (self.delay, self.at) {
             (Some(d), _) => secs_ceil(d),
             (None, Some(at)) => at
@@ -188,6 +213,7 @@ impl Enqueue {
             body,
             chain,
             identity,
+            key: self.key,
             client: self.client,
         })
     }
@@ -197,7 +223,7 @@ impl Enqueue {
         let p = self.into_put()?;
         let client = match &p.client {
             Some(c) => c.clone(),
-            None => Client::global()?.clone(),
+            None => Client::current()?,
         };
         client.put_prepared(p).await
     }
@@ -220,13 +246,28 @@ pub struct PreparedPut {
     pub chain: Option<String>,
     /// The job's stable identity (see [`JobHandle::identity`]).
     pub identity: String,
+    /// The placement key chosen with [`Enqueue::key`].
+    pub key: Option<String>,
     /// The client chosen with [`Enqueue::client`].
     pub client: Option<Client>,
 }
 
-/// Whole seconds, rounding a fractional second up (beanstalkd's grain).
+/// The arguments as JSON, refusing what JSON cannot carry.
+fn serialize_args<A: serde::Serialize + ?Sized>(args: &A) -> Result<Vec<u8>, Error> {
+    super::finite::check(args).map_err(|f| Error::NonFiniteArgument {
+        path: f.path,
+        value: f.value,
+    })?;
+    serde_json::to_vec(args).map_err(|e| Error::Serialize(e.to_string()))
+}
+
+/// Whole seconds, rounding a fractional second up (beanstalkd's grain),
+/// clamped to beanstalkd's range: delays and TTRs are 32-bit seconds on the
+/// wire, so anything longer than `u32::MAX` seconds (about 136 years),
+/// `Duration::MAX` included, becomes `u32::MAX`, which still means "not in
+/// this lifetime" and which beanstalkd accepts.
 pub(crate) fn secs_ceil(d: Duration) -> u32 {
-    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    let s = d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0));
     u32::try_from(s).unwrap_or(u32::MAX)
 }
 
@@ -250,4 +291,25 @@ pub(crate) fn set_due(body: &mut Vec<u8>, due_ms: i64) {
 /// A 128-bit random id in hex.
 pub(crate) fn new_chain_id() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_up_and_clamp_to_beanstalkd_range() {
+        assert_eq!(secs_ceil(Duration::ZERO), 0);
+        assert_eq!(secs_ceil(Duration::from_millis(1)), 1);
+        assert_eq!(secs_ceil(Duration::from_millis(1500)), 2);
+        assert_eq!(
+            secs_ceil(Duration::from_secs(u64::from(u32::MAX))),
+            u32::MAX
+        );
+        assert_eq!(
+            secs_ceil(Duration::from_secs(u64::from(u32::MAX) + 1)),
+            u32::MAX
+        );
+        assert_eq!(secs_ceil(Duration::MAX), u32::MAX);
+    }
 }

@@ -4,6 +4,7 @@ mod body;
 mod context;
 mod enqueue;
 mod envelope;
+mod finite;
 
 pub use body::{decode_json, decode_text, BodyError};
 pub use context::JobContext;

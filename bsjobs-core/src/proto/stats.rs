@@ -20,7 +20,7 @@
 //! [`StatsError`] naming the key.
 //!
 //! ```
-//! use bsjobs_core::proto::stats::{JobState, JobStats};
+//! use bsjobs::proto::stats::{JobState, JobStats};
 //!
 //! let yaml = b"---\nid: 7\ntube: emails\nstate: delayed\npri: 10\nage: 3\n\
 //!     delay: 60\nttr: 120\ntime-left: 57\nfile: 0\nreserves: 0\ntimeouts: 0\n\
@@ -29,7 +29,7 @@
 //! assert_eq!(stats.tube, "emails");
 //! assert_eq!(stats.state, JobState::Delayed);
 //! assert_eq!(stats.time_left, 57);
-//! # Ok::<(), bsjobs_core::proto::stats::StatsError>(())
+//! # Ok::<(), bsjobs::proto::stats::StatsError>(())
 //! ```
 
 use super::JobId;
@@ -320,6 +320,30 @@ stats_struct! {
         cmd_pause_tube: u64 = "cmd-pause-tube",
         /// Seconds until the tube is unpaused; 0 when not paused.
         pause_time_left: i64 = "pause-time-left",
+    }
+}
+
+impl TubeStats {
+    /// The counts of a tube that does not exist: all zero. beanstalkd deletes
+    /// a tube when its last job and its last watcher are gone, so "absent"
+    /// and "empty" are the same state.
+    pub fn empty(name: &str) -> TubeStats {
+        TubeStats {
+            name: name.to_owned(),
+            current_jobs_urgent: 0,
+            current_jobs_ready: 0,
+            current_jobs_reserved: 0,
+            current_jobs_delayed: 0,
+            current_jobs_buried: 0,
+            total_jobs: 0,
+            current_using: 0,
+            current_waiting: 0,
+            current_watching: 0,
+            pause: 0,
+            cmd_delete: 0,
+            cmd_pause_tube: 0,
+            pause_time_left: 0,
+        }
     }
 }
 

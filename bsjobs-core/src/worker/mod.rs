@@ -34,9 +34,9 @@ pub const DEFAULT_CONCURRENCY: usize = 32;
 /// Configures and runs a worker.
 ///
 /// ```no_run
-/// # async fn f() -> Result<(), bsjobs_core::Error> {
+/// # async fn f() -> Result<(), bsjobs::Error> {
 /// use std::time::Duration;
-/// bsjobs_core::Worker::from_env()?
+/// bsjobs::Worker::from_env()?
 ///     .concurrency(64)
 ///     .tube_concurrency("email", 4)
 ///     .grace(Duration::from_secs(10))
@@ -150,7 +150,13 @@ impl Worker {
     }
 
     /// The handlers this worker would run, checked: one per tube, every
-    /// selected tube known.
+    /// selected tube known. Each [`JobDescriptor`] names a job function,
+    /// its tube, its options and where it is defined; sorted by tube.
+    ///
+    /// Fails with [`Error::DuplicateTube`] when two functions claim one tube,
+    /// [`Error::UnknownTube`] for a selected tube without a handler, and
+    /// [`Error::NoJobs`] when there is nothing to run (a jobs crate that is
+    /// not linked: see [`run`](crate::run)).
     pub fn descriptors(&self) -> Result<Vec<&'static JobDescriptor>, Error> {
         let mut by_tube: HashMap<&'static str, &'static JobDescriptor> = HashMap::new();
         let mut all: Vec<&'static JobDescriptor> = JobDescriptor::all().collect();
