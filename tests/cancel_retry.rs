@@ -18,7 +18,6 @@ fn attempts() -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 16.3: cancel of a job waiting for its retry; enabled by the lead's identity work"]
 async fn cancelling_a_job_that_waits_for_its_retry_stops_it() {
     let (srv, client) = server();
     let (sd, h) = spawn_worker(&srv.url(), &["cr_flaky"]);

@@ -52,7 +52,7 @@ fn near_limit(overhead: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_too_big_for_the_server_keeps_the_job_buried() {
     let (srv, client) = limited();
-    let handle = Big::new(near_limit(60))
+    let handle = Big::new(near_limit(105))
         .client(&client)
         .enqueue()
         .await

@@ -50,7 +50,7 @@ pub const IN_FLIGHT: usize = 4;
 pub const PROBE: u64 = 256;
 
 /// The highest job id `server` may hold (see the module docs).
-pub(super) async fn top_id(
+pub(crate) async fn top_id(
     client: &Client,
     server: usize,
     tube: Option<&str>,
@@ -86,7 +86,7 @@ pub(super) async fn top_id(
 
 /// `stats-job` for every id in `lo..=hi`: the jobs that exist, and how many
 /// ids were looked at.
-async fn stats_range(
+pub(crate) async fn stats_range(
     client: &Client,
     server: usize,
     lo: JobId,

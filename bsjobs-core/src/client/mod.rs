@@ -223,7 +223,8 @@ impl Client {
             p.pri = out.priority;
             p.delay = out.delay;
             p.ttr = out.ttr.max(1);
-            if !out.meta.is_empty() {
+            // A raw body is put exactly as given: no metadata can travel.
+            if !out.meta.is_empty() && !p.raw {
                 let meta = serde_json::Value::Object(out.meta).to_string();
                 p.body.pop();
                 p.body.extend_from_slice(b",\"meta\":");
@@ -231,8 +232,10 @@ impl Client {
                 p.body.push(b'}');
             }
         }
-        let due = crate::worker::cron::now_ms() + i64::from(p.delay) * 1000;
-        crate::job::set_due(&mut p.body, due);
+        if !p.raw {
+            let due = crate::worker::cron::now_ms() + i64::from(p.delay) * 1000;
+            crate::job::set_due(&mut p.body, due);
+        }
         Ok(())
     }
 
@@ -929,6 +932,43 @@ impl Client {
         }
     }
 
+    /// Finds the job that replaced `handle`'s (a retry, or its burial with
+    /// the error) by its identity among the jobs put after it, and deletes
+    /// it if it waits. Bounded: at most [`REPLACEMENT_WALK`] ids after the
+    /// handle's, read by pipelined `stats-job` (see the admin module).
+    async fn cancel_replacement(&self, handle: &JobHandle) -> Result<bool, Error> {
+        use crate::admin::scan;
+        use crate::proto::stats::JobState;
+        let server = handle.server;
+        let top = scan::top_id(self, server, Some(handle.tube)).await?;
+        let hi = top.min(handle.id.saturating_add(REPLACEMENT_WALK));
+        let mut lo = handle.id + 1;
+        while lo <= hi {
+            let end = (lo + scan::BATCH - 1).min(hi);
+            let (jobs, _) = scan::stats_range(self, server, lo, end).await?;
+            for j in jobs.iter().filter(|j| j.tube == handle.tube) {
+                let Some(body) = self.peek(server, j.id).await? else {
+                    continue;
+                };
+                let same = crate::job::Envelope::parse(&body)
+                    .is_ok_and(|e| e.identity() == Some(handle.identity.as_str()));
+                if !same {
+                    continue;
+                }
+                return match j.state {
+                    JobState::Reserved => Ok(false),
+                    _ => match self.delete(server, j.id).await {
+                        Ok(()) => Ok(true),
+                        Err(Error::NotFound) => Ok(false),
+                        Err(e) => Err(e),
+                    },
+                };
+            }
+            lo = end + 1;
+        }
+        Ok(false)
+    }
+
     /// Stops a job: see [`JobHandle::cancel`].
     ///
     /// A repeating chain is cancelled through its token (see the worker's
@@ -941,7 +981,9 @@ impl Client {
             return match self.delete(handle.server, handle.id).await {
                 // The job had not run (or was buried): nothing follows it.
                 Ok(()) => Ok(true),
-                Err(Error::NotFound) => Ok(false),
+                // Running, done, or replaced by a retry (a new job with
+                // the same identity): look for the replacement.
+                Err(Error::NotFound) => self.cancel_replacement(handle).await,
                 Err(e) => Err(e),
             };
         };
@@ -1012,6 +1054,10 @@ impl Client {
         }
     }
 }
+
+/// Most job ids after a one-shot job's own that `cancel` reads to find its
+/// replacement (a retry is a new job with the same identity).
+const REPLACEMENT_WALK: u64 = 200_000;
 
 /// Puts per write in [`Client::enqueue_many`].
 const BULK_BATCH: usize = 1024;

@@ -49,7 +49,9 @@ pub struct JobHandle {
 }
 
 impl JobHandle {
-    /// Stops this job: a one-shot job is deleted if it has not been reserved;
+    /// Stops this job: a one-shot job is deleted if it has not been
+    /// reserved, or, when it waits for a retry, its retry is (found by its
+    /// identity among the jobs put after it);
     /// a repeating chain runs no more: its waiting job is deleted, or a run
     /// in progress is its last. Nothing of the chain is left behind.
     ///
@@ -214,6 +216,7 @@ impl Enqueue {
             chain,
             identity,
             key: self.key,
+            raw: self.raw,
             client: self.client,
         })
     }
@@ -248,6 +251,8 @@ pub struct PreparedPut {
     pub identity: String,
     /// The placement key chosen with [`Enqueue::key`].
     pub key: Option<String>,
+    /// The body is a raw job's, to be put exactly as it is (no envelope).
+    pub raw: bool,
     /// The client chosen with [`Enqueue::client`].
     pub client: Option<Client>,
 }
