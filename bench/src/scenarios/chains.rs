@@ -64,7 +64,7 @@ pub(crate) async fn run(b: &mut Bench) {
 async fn compare(b: &mut Bench, with: &Beanstalkd, without: &Beanstalkd) -> (Other, Other) {
     let (mut w, mut wo) = (Other::default(), Other::default());
     let n = b.plan.jobs;
-    for _ in 0..b.plan.ceiling_runs.min(2) {
+    for _ in 0..b.plan.ceiling_runs {
         for (srv, best) in [(without, &mut wo), (with, &mut w)] {
             let e = b.enqueue_on(srv, "bulk", None).await;
             let d = drain_on(srv, n + 1, b.best_conc, &[NOOP]).await;
@@ -200,7 +200,7 @@ async fn live_chains(b: &mut Bench) -> (Other, Other) {
     );
     b.note(format!(
         "chains: each measurement on the other tube is the best of {} (enqueue_many by a producer child, then a drain by a worker child watching that tube only, {}), the server with chains and the one without taking turns",
-        b.plan.ceiling_runs.min(2),
+        b.plan.ceiling_runs,
         b.best_label()
     ));
     steady
