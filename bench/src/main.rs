@@ -311,6 +311,8 @@ struct Bench {
     /// Worker concurrency for the scenarios after `drain`: `--conc`, else the
     /// best `drain` found, else 256.
     best_conc: Option<usize>,
+    /// `--conc`, if given.
+    conc: Option<usize>,
     rows: Vec<Row>,
     notes: Vec<String>,
     targets: Vec<Target>,
@@ -422,6 +424,7 @@ async fn bench(opts: Opts) {
         plan: Plan::new(&opts),
         ceil: Ceilings::default(),
         best_conc: opts.conc.or(Some(256)),
+        conc: opts.conc,
         rows: Vec::new(),
         notes: Vec::new(),
         targets: Vec::new(),

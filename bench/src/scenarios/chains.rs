@@ -13,7 +13,7 @@ use crate::jobs::{Hourly, Secondly};
 use crate::proc::{proc_cpu_s, ChildProc};
 use crate::raw::{server_cpu, StatsConn, NOOP};
 use crate::scenarios::drain::drain_on;
-use crate::{args, progress, sep, Bench};
+use crate::{args, conc_label, progress, sep, Bench};
 use bsjobs::testing::Beanstalkd;
 use bsjobs::Client;
 use std::time::{Duration, Instant};
@@ -26,6 +26,13 @@ pub(crate) const TARGETS: &[&str] = &[
     "drain of another tube with live 1h chains ≥ 0.90 of no chains",
     "1s chains: runs/s ≥ 0.90 × chains",
 ];
+
+/// Worker concurrency of every worker in this scenario: `--conc`, else 256
+/// (what issue 10 measured with), whatever `drain` found best: a chain run
+/// takes several round trips, so its throughput needs many in flight.
+fn conc(b: &Bench) -> usize {
+    b.conc.unwrap_or(256)
+}
 
 /// Best enqueue_many and drain rates on one server over the rounds.
 #[derive(Default, Clone, Copy)]
@@ -67,7 +74,7 @@ async fn compare(b: &mut Bench, with: &Beanstalkd, without: &Beanstalkd) -> (Oth
     for _ in 0..b.plan.ceiling_runs {
         for (srv, best) in [(without, &mut wo), (with, &mut w)] {
             let e = b.enqueue_on(srv, "bulk", None).await;
-            let d = drain_on(srv, n + 1, b.best_conc, &[NOOP]).await;
+            let d = drain_on(srv, n + 1, Some(conc(b)), &[NOOP]).await;
             best.enqueue = best.enqueue.max(e);
             best.drain = best.drain.max(d.rate());
         }
@@ -115,7 +122,7 @@ async fn live_chains(b: &mut Bench) -> (Other, Other) {
         "--tubes",
         Hourly::TUBE,
         "--concurrency",
-        &b.best_conc.map_or("default".into(), |c| c.to_string()),
+        &conc(b).to_string(),
     ]));
     child.line("READY", Duration::from_secs(30)).await;
     let t0 = Instant::now();
@@ -140,7 +147,7 @@ async fn live_chains(b: &mut Bench) -> (Other, Other) {
         format!(
             "chains: first run of {} chains, worker {}",
             sep(n as f64),
-            b.best_label()
+            conc_label(Some(conc(b)))
         ),
         sep(n as f64 / first_s),
         "runs/s",
@@ -201,7 +208,7 @@ async fn live_chains(b: &mut Bench) -> (Other, Other) {
     b.note(format!(
         "chains: each measurement on the other tube is the best of {} (enqueue_many by a producer child, then a drain by a worker child watching that tube only, {}), the server with chains and the one without taking turns",
         b.plan.ceiling_runs,
-        b.best_label()
+        conc_label(Some(conc(b)))
     ));
     steady
 }
@@ -223,7 +230,7 @@ async fn secondly(b: &mut Bench) -> (f64, f64) {
         "--tubes",
         Secondly::TUBE,
         "--concurrency",
-        &b.best_conc.map_or("default".into(), |c| c.to_string()),
+        &conc(b).to_string(),
     ]));
     child.line("READY", Duration::from_secs(30)).await;
     // Past the first runs, into the steady beat.
@@ -247,7 +254,7 @@ async fn secondly(b: &mut Bench) -> (f64, f64) {
         format!(
             "chains: {} repeat=1s chains, worker {}: chain runs over {:?}",
             sep(n as f64),
-            b.best_label(),
+            conc_label(Some(conc(b))),
             b.plan.chains_window
         ),
         sep(runs),
