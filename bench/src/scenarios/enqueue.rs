@@ -55,20 +55,20 @@ impl Bench {
         for _ in 0..self.plan.ceiling_runs {
             let srv = self.server(binlog);
             let label = if binlog { " (binlog)" } else { "" };
-            best = best.max(self.enqueue_on(&srv, mode, Some(label)).await);
+            best = best.max(self.enqueue_on(&srv, mode, Some(label)).await.0);
         }
         best
     }
 
     /// `plan.jobs` no-op jobs (and one warm-up job) into `NOOP` on `srv`, by
-    /// a producer child in `mode` (`one`, `conc`, `bulk`). Returns jobs/s;
-    /// with a label, notes the CPU it took.
+    /// a producer child in `mode` (`one`, `conc`, `bulk`). Returns (jobs/s,
+    /// beanstalkd CPU µs per job); with a label, notes the CPU it took.
     pub(crate) async fn enqueue_on(
         &mut self,
         srv: &Beanstalkd,
         mode: &str,
         label: Option<&str>,
-    ) -> f64 {
+    ) -> (f64, f64) {
         let n = self.plan.jobs;
         let mut stats = StatsConn::open(&srv.addr()).await;
         let ready0 = stats.tube(NOOP).await.map_or(0, |t| t.current_jobs_ready);
@@ -90,16 +90,17 @@ impl Bench {
         let ready1 = stats.tube(NOOP).await.map_or(0, |t| t.current_jobs_ready);
         assert_eq!(ready1 - ready0, n + 1, "every job (and the warm-up) is in");
         let secs = kv(&line, "secs");
+        let server_us = 1e6 * (server_cpu(&st) - server_cpu(&s0)) / n as f64;
         let Some(label) = label else {
-            return n as f64 / secs;
+            return (n as f64 / secs, server_us);
         };
         self.note(format!(
             "enqueue {mode}{label}: {} jobs/s; CPU per job: producer process {:.1} µs (whole process, startup included), beanstalkd {:.1} µs ({:.0}% of a core)",
             sep(n as f64 / secs),
             1e6 * kv(&line, "cpu_s") / n as f64,
-            1e6 * (server_cpu(&st) - server_cpu(&s0)) / n as f64,
+            server_us,
             100.0 * (server_cpu(&st) - server_cpu(&s0)) / secs,
         ));
-        n as f64 / secs
+        (n as f64 / secs, server_us)
     }
 }
