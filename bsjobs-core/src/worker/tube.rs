@@ -265,7 +265,14 @@ impl TubeLoop {
             }
             self.flush_all().await;
             match self.wait(stopping).await {
-                Event::Report(r) => self.on_report(r),
+                Event::Report(r) => {
+                    self.on_report(r);
+                    // Let the other finished tasks report too, so that their
+                    // outcomes share one write.
+                    if self.running() > 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
                 Event::Reply(key, r) => self.on_reply_and_buffered(key, r).await,
                 Event::Tick => {}
             }
@@ -417,7 +424,13 @@ impl TubeLoop {
             return;
         }
         if !self.empty {
-            if self.probing > 0 {
+            // Reserve in batches: while jobs run, wait until half a batch
+            // of slots is free, so that the reserves of many finished jobs
+            // travel together (and with their deletes) instead of one
+            // small write per job.
+            let running = self.running();
+            let half = self.batch.min(self.s.concurrency).div_ceil(2);
+            if self.probing > 0 || (running > 0 && cap < half) {
                 return;
             }
             // Reserve on a busy connection, best one already writing.
