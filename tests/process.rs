@@ -303,3 +303,67 @@ fn without_bsjobs_url_the_default_is_local_port_11300_with_1s_and_5s_timeouts() 
         "BSJOBS_URL with several servers"
     );
 }
+
+/// A second SIGINT during the grace period (30 s by default) releases the
+/// in-flight job at once and exits 0, saying so in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigint_releases_in_flight_jobs_and_exits_at_once() {
+    let scratch = Scratch::new("run2");
+    let ledger = Ledger::open(scratch.0.join("ledger")).unwrap();
+    let srv = Beanstalkd::start();
+    let client = Client::new(&srv.url()).unwrap();
+    let log = std::fs::File::create(scratch.0.join("worker.log")).unwrap();
+    let mut worker = Proc(
+        command(Some(&srv.url()), &ledger)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let log_text = || std::fs::read_to_string(scratch.0.join("worker.log")).unwrap_or_default();
+    let handle = Note::new("long".into(), 60_000)
+        .client(&client)
+        .enqueue()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || has(
+            &ledger, "start", "note", "long"
+        ))
+        .await,
+        "the long job starts; log:\n{}",
+        log_text()
+    );
+    let pid = worker.0.id() as libc::pid_t;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        worker.0.try_wait().unwrap().is_none(),
+        "the first SIGINT waits for the grace period"
+    );
+    let t = Instant::now();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let mut status = None;
+    while t.elapsed() < Duration::from_secs(10) {
+        if let Some(s) = worker.0.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "second-sigint: exit={status:?} {:.2}s after it",
+        t.elapsed().as_secs_f64()
+    );
+    let status =
+        status.unwrap_or_else(|| panic!("no exit after a second SIGINT; log:\n{}", log_text()));
+    assert_eq!(status.code(), Some(0), "log:\n{}", log_text());
+    assert!(log_text().contains("second signal"), "log:\n{}", log_text());
+    let st = client.stats_job(0, handle.id).await.unwrap();
+    assert_eq!(
+        st.state,
+        bsjobs::JobState::Ready,
+        "released, not left to its TTR"
+    );
+}
