@@ -38,6 +38,11 @@ pub(crate) async fn worker(args: &[String]) {
     if let Some(ms) = arg_u64(args, "--grace-ms") {
         w = w.grace(Duration::from_millis(ms));
     }
+    // `BSJOBS_METRICS_ADDR=127.0.0.1:0 bench --only drain` measures the
+    // worker with its metrics on (an ephemeral port per worker child).
+    if let Ok(addr) = std::env::var("BSJOBS_METRICS_ADDR") {
+        w = w.metrics(addr.parse().expect("BSJOBS_METRICS_ADDR is host:port"));
+    }
     let done_rx = (expect > 0).then(|| jobs::noop_signal(expect));
     let rss0 = proc_status_kb("self", "VmRSS");
     let t0 = Instant::now();
