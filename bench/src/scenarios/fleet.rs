@@ -63,7 +63,8 @@ pub(crate) async fn run(b: &mut Bench) {
          can grow only while N servers, the producer (or worker) and the bench find free cores: on 2 \
          cores expect little gain. Per server: its share of the puts (enqueue, `cmd-put`) or deletes \
          (drain, `cmd-delete`) and its CPU as % of one core over the measured time; each figure the \
-         best of {} runs, fresh servers each run; drain rate = jobs / time until every handler ran",
+         best of {} runs, fresh servers each run; drain rate = jobs / time from the worker's READY \
+         until every server's tube was empty",
         b.plan.ceiling_runs
     ));
 }
@@ -221,10 +222,13 @@ impl Bench {
             &n.to_string(),
         ]));
         child.line("READY", Duration::from_secs(30)).await;
+        // The bench's clock starts when the worker says it runs (a little
+        // after the child's own), and stops when every server's tube is
+        // empty: the child waits for the first server's tube only.
+        let t0 = std::time::Instant::now();
         let done = child.line("DONE", Duration::from_secs(1800)).await;
-        let secs = kv(&done, "handlers_s");
+        let handlers_s = kv(&done, "handlers_s");
         let worker_cpu_s = proc_cpu_s(child.pid);
-        // The child waits for the first server's tube only: wait for all.
         for c in conns.iter_mut() {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
             loop {
@@ -239,6 +243,7 @@ impl Bench {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
+        let secs = t0.elapsed().as_secs_f64();
         let s1 = stats_all(&mut conns).await;
         child.stop().await;
         let (total, per_server) = shares(&s0, &s1, secs, |s| s.cmd_delete);
@@ -248,8 +253,10 @@ impl Bench {
             servers: per_server,
         };
         self.note(format!(
-            "fleet drain, {k} server(s): {} jobs/s (all handlers ran); worker CPU per job {:.1} µs; per server: {}",
+            "fleet drain, {k} server(s): {} jobs/s until every tube was empty ({} jobs/s until every handler ran, child's clock); \
+             worker CPU per job {:.1} µs; per server: {}",
             sep(f.rate),
+            sep(n as f64 / handlers_s),
             1e6 * worker_cpu_s / n as f64,
             f.per_server()
         ));
