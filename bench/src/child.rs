@@ -4,9 +4,12 @@
 
 use crate::jobs::{self, Noop};
 use crate::proc::{proc_status_kb, self_cpu_s};
-use crate::raw::{quantiles, raw_drain, raw_put, receive_timestamps, NOOP};
+use crate::raw::{
+    noop_body, quantiles, raw, raw_drain, raw_put, raw_use, receive_timestamps, NOOP,
+};
 use crate::{arg, arg_u64};
-use bsjobs::{Client, Shutdown, Worker};
+use bsjobs::proto::{Command, Response};
+use bsjobs::{Client, ClientConfig, Shutdown, Worker};
 use std::io::BufRead as _;
 use std::time::{Duration, Instant};
 
@@ -128,9 +131,12 @@ fn stdin_stop() -> tokio::sync::oneshot::Receiver<()> {
     rx
 }
 
-/// `--enqueue-only --url U --mode one|conc|bulk --jobs N [--tasks T]`:
+/// `--enqueue-only --url U --mode one|conc|bulk|raw --jobs N [--tasks T]`:
 /// enqueues N noop jobs (plus one warm-up job, before the clock starts) with
-/// the generated API and the process-wide client, prints `RESULT secs=…`.
+/// the generated API and the process-wide client (`raw`: with sequential raw
+/// puts of the same body on one connection to the URL's first server, the
+/// control for `one` measured in the same kind of process), prints
+/// `RESULT secs=…`.
 pub(crate) async fn enqueue(args: &[String]) {
     let url = arg(args, "--url").expect("--url");
     let mode = arg(args, "--mode").expect("--mode").to_owned();
@@ -139,11 +145,37 @@ pub(crate) async fn enqueue(args: &[String]) {
     assert!(Client::set_global(Client::new(url).expect("client")));
     // Connect (and `use` the tube) before the clock starts.
     Noop::enqueue(u64::MAX).await.expect("warm-up enqueue");
+    // The control's connection, also ready before the clock starts.
+    let mut conn = if mode == "raw" {
+        let addr = ClientConfig::from_url(url).expect("url").servers[0].clone();
+        let mut c = raw(&addr).await;
+        raw_use(&mut c, NOOP).await;
+        Some(c)
+    } else {
+        None
+    };
+    let mut body = Vec::with_capacity(64);
     let t0 = Instant::now();
     match mode.as_str() {
         "one" => {
             for i in 0..n {
                 Noop::enqueue(i).await.expect("enqueue");
+            }
+        }
+        "raw" => {
+            let conn = conn.as_mut().expect("raw connection");
+            for i in 0..n {
+                noop_body(&mut body, i);
+                let put = Command::Put {
+                    pri: 1024,
+                    delay: 0,
+                    ttr: 60,
+                    body: &body,
+                };
+                match conn.request(&put).await.expect("put") {
+                    Response::Inserted(_) => {}
+                    r => panic!("put: {r:?}"),
+                }
             }
         }
         "conc" => {

@@ -104,11 +104,11 @@ struct Opts {
 const USAGE: &str =
     "bench [--quick | --full] [--jobs N] [--only SCENARIOS] [--conc N] [--repeat N] \
 [--chains N] [--chains-1s N]
-  SCENARIOS: comma-separated, of enqueue,drain,flat,mixed,latency,idle,pickup,binlog,chains";
+  SCENARIOS: comma-separated, of enqueue,fleet,drain,flat,mixed,latency,idle,pickup,binlog,chains";
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 9] = [
-    "enqueue", "drain", "flat", "mixed", "latency", "idle", "pickup", "binlog", "chains",
+const SCENARIOS: [&str; 10] = [
+    "enqueue", "fleet", "drain", "flat", "mixed", "latency", "idle", "pickup", "binlog", "chains",
 ];
 
 impl Opts {
@@ -455,6 +455,7 @@ async fn bench(opts: Opts) {
         }
         match name {
             "enqueue" => scenarios::enqueue::run(&mut b).await,
+            "fleet" => scenarios::fleet::run(&mut b).await,
             "drain" => scenarios::drain::run(&mut b, opts.conc.is_none()).await,
             "flat" => scenarios::flat::run(&mut b).await,
             "mixed" => scenarios::mixed::run(&mut b).await,

@@ -1,6 +1,7 @@
 //! Enqueue throughput of the generated API (`Job::enqueue`, one task and 64
 //! tasks sharing one `Client`) and of `Client::enqueue_many`, each in a child
-//! process, against the raw pipelined put ceiling.
+//! process, against the raw pipelined put ceiling; one task also against its
+//! control, raw sequential puts from the same kind of child process.
 
 use crate::proc::{kv, ChildProc};
 use crate::raw::{server_cpu, StatsConn, NOOP};
@@ -22,6 +23,20 @@ pub(crate) async fn run(b: &mut Bench) {
         sep(e1),
         "jobs/s",
         ratio(e1, c_put, "put ceiling"),
+    );
+    progress("enqueue: raw sequential put in the same kind of process");
+    let raw1 = b.enqueue("raw", false).await;
+    b.row(
+        "enqueue: raw sequential put, producer child (control for 1 task)",
+        sep(raw1),
+        "puts/s",
+        ratio(raw1, c_put, "put ceiling"),
+    );
+    b.row(
+        "enqueue: Job::enqueue 1 task vs raw sequential put",
+        format!("{:.2}", e1 / raw1),
+        "×",
+        "target ≥ 1.00".into(),
     );
     progress("enqueue: 64 tasks");
     let e64 = b.enqueue("conc", false).await;
@@ -61,7 +76,7 @@ impl Bench {
     }
 
     /// `plan.jobs` no-op jobs (and one warm-up job) into `NOOP` on `srv`, by
-    /// a producer child in `mode` (`one`, `conc`, `bulk`). Returns (jobs/s,
+    /// a producer child in `mode` (`one`, `conc`, `bulk`, `raw`). Returns (jobs/s,
     /// beanstalkd CPU µs per job); with a label, notes the CPU it took.
     pub(crate) async fn enqueue_on(
         &mut self,

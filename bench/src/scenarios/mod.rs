@@ -9,6 +9,7 @@ pub(crate) mod chains;
 pub(crate) mod drain;
 pub(crate) mod enqueue;
 pub(crate) mod flat;
+pub(crate) mod fleet;
 pub(crate) mod idle;
 pub(crate) mod latency;
 pub(crate) mod mixed;
