@@ -217,3 +217,48 @@ async fn new_jobs_start_at_once_while_a_long_job_runs() {
     sd.force();
     h.await.unwrap().unwrap();
 }
+
+static TWO_SERVER_RUNS: AtomicU32 = AtomicU32::new(0);
+
+#[bsjobs::job(tube = "e_two")]
+async fn on_two_servers() {
+    TWO_SERVER_RUNS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// One dead server in the URL does not slow the reserve loops of a live
+/// one, and the worker reports each server's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_server_does_not_hold_up_a_live_one_and_status_says_which() {
+    let (srv, client) = server();
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let url = format!("beanstalk://{},{dead}", srv.addr());
+    let mut worker = bsjobs::Worker::from_url(&url).unwrap();
+    let status = worker.status();
+    let (sd, h) = spawn_configured(worker, &["e_two"]);
+    let t = Instant::now();
+    OnTwoServers::new().client(&client).enqueue().await.unwrap();
+    assert!(
+        until(Duration::from_secs(3), || async {
+            TWO_SERVER_RUNS.load(Ordering::SeqCst) == 1
+        })
+        .await
+    );
+    println!("job on the live server ran {:?} after enqueue", t.elapsed());
+    assert!(
+        until(Duration::from_secs(3), || async {
+            let s = status.servers();
+            s[0].up && !s[1].up && s[1].last_error.is_some()
+        })
+        .await,
+        "{:?}",
+        status.servers()
+    );
+    let s = status.servers();
+    assert_eq!(s[0].addr, srv.addr());
+    assert_eq!(s[1].addr, dead);
+    sd.trigger();
+    h.await.unwrap().unwrap();
+}

@@ -150,7 +150,9 @@ pub use bsjobs_core::job::{
 pub use bsjobs_core::proto::stats::{JobState, JobStats, ServerStats, TubeStats};
 pub use bsjobs_core::proto::JobId;
 pub use bsjobs_core::testing;
-pub use bsjobs_core::worker::{current_job, CurrentJob, Shutdown, Worker, DEFAULT_CONCURRENCY};
+pub use bsjobs_core::worker::{
+    current_job, CurrentJob, ServerState, Shutdown, Worker, WorkerStatus, DEFAULT_CONCURRENCY,
+};
 pub use bsjobs_core::{run, Error, ServerDown};
 /// **Jobs in another crate**: a worker runs the jobs *linked into its
 /// binary*, and Cargo links a dependency only when the binary's code names

@@ -16,10 +16,12 @@ mod log;
 mod raw;
 mod settle;
 mod shutdown;
+mod status;
 mod tube;
 
 pub use execute::{current_job, CurrentJob};
 pub use shutdown::Shutdown;
+pub use status::{ServerState, WorkerStatus};
 
 use crate::client::{Client, ClientConfig};
 use crate::hook::{Hook, Hooks};
@@ -57,6 +59,7 @@ pub struct Worker {
     shutdown: Option<Shutdown>,
     hooks: Hooks,
     metrics: Option<std::net::SocketAddr>,
+    status: Option<WorkerStatus>,
 }
 
 impl Worker {
@@ -71,6 +74,7 @@ impl Worker {
             shutdown: None,
             hooks: Hooks::default(),
             metrics: None,
+            status: None,
         }
     }
 
@@ -143,6 +147,15 @@ impl Worker {
         self
     }
 
+    /// A live view of this worker's servers, up or down, each seen by its
+    /// own reserve loops; call before [`Worker::run`] and read it while the
+    /// worker runs.
+    pub fn status(&mut self) -> WorkerStatus {
+        self.status
+            .get_or_insert_with(|| WorkerStatus::new(&self.config.servers))
+            .clone()
+    }
+
     /// Stops on this signal instead of SIGINT/SIGTERM.
     pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
         self.shutdown = Some(shutdown);
@@ -205,6 +218,10 @@ impl Worker {
         };
         let control = Client::with_config(self.config.clone());
         let log = log::Limiter::default();
+        let status = self
+            .status
+            .clone()
+            .unwrap_or_else(|| WorkerStatus::new(&self.config.servers));
         let mut tasks = tokio::task::JoinSet::new();
         let mut hooks = self.hooks.clone();
         if let Some(addr) = self.metrics {
@@ -238,6 +255,7 @@ impl Worker {
                     control: control.clone(),
                     log: log.clone(),
                     hooks: hooks.clone(),
+                    status: status.clone(),
                 });
                 tasks.spawn(lp.run());
             }

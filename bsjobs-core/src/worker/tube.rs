@@ -78,6 +78,7 @@ pub(super) struct Settings {
     pub(super) shutdown: Shutdown,
     pub(super) control: Client,
     pub(super) log: Limiter,
+    pub(super) status: super::status::WorkerStatus,
     pub(super) hooks: crate::hook::Hooks,
 }
 
@@ -340,6 +341,7 @@ impl TubeLoop {
     }
 
     fn log_down(&self, e: &Error) {
+        self.s.status.down(self.s.server, e);
         if self.s.log.allow() {
             tracing::warn!(tube = self.tube(), server = %self.s.addr, error = %e, "beanstalkd unavailable; reconnecting");
         }
@@ -349,6 +351,7 @@ impl TubeLoop {
     /// from the shortest pause.
     fn useful(&mut self) {
         self.pause = Duration::from_millis(50);
+        self.s.status.up(self.s.server);
         if self.s.log.reset() {
             tracing::info!(tube = self.tube(), server = %self.s.addr, "reconnected to beanstalkd");
         }
