@@ -35,6 +35,11 @@ async fn c_every() {
     record("c_every");
 }
 
+#[bsjobs::job(tube = "c_hand", cron = "*/2 * * * * *")]
+async fn c_hand() {
+    record("c_hand");
+}
+
 #[bsjobs::job(tube = "c_move", cron = "* * * * * *")]
 async fn c_move() {
     record("c_move");
@@ -137,6 +142,39 @@ async fn many_workers_starting_at_once_make_exactly_one_chain() {
     let c = counts(&client, "c_every").await;
     assert_eq!(c.live(), 1, "one chain: {c:?}");
     assert_eq!(tokens_of(&srv, "c_every").await, 1, "one token");
+}
+
+/// A cron job enqueued by hand runs once, now; the schedule's own chain
+/// stays the only chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cron_job_enqueued_by_hand_runs_once_and_adds_no_chain() {
+    let srv = Beanstalkd::start();
+    let client = Client::new(&srv.url()).unwrap();
+    let ws = workers(&srv.url(), "c_hand", 1);
+    assert!(
+        until(Duration::from_secs(5), || async {
+            !runs("c_hand").is_empty()
+        })
+        .await,
+        "the schedule runs"
+    );
+    CHand::new().client(&client).enqueue().await.unwrap();
+    assert!(
+        until(Duration::from_secs(5), || async {
+            runs("c_hand").contains(&-1)
+        })
+        .await,
+        "the manual run happens"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stop_all(ws).await;
+    let r = runs("c_hand");
+    assert_eq!(
+        r.iter().filter(|&&t| t == -1).count(),
+        1,
+        "one manual run: {r:?}"
+    );
+    assert_eq!(counts(&client, "c_hand").await.live(), 1, "one chain");
 }
 
 /// A waiting run at a time the schedule no longer gives (a deploy changed

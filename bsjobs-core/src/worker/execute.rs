@@ -361,6 +361,11 @@ pub(super) fn cadence(
     let Some(schedule) = cron::schedule_of(d) else {
         return Ok(None);
     };
+    if env.tok.is_none() {
+        // Enqueued by hand (`Job::enqueue`), not by the schedule: it runs
+        // once; the cron job's own chain is not touched.
+        return Ok(None);
+    }
     let schedule = schedule?;
     let now = now_ms.div_euclid(1000);
     let missing = || "the cron schedule has no future tick".to_owned();
