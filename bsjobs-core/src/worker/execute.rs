@@ -295,7 +295,6 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
 /// Buries job `id` with a record of why in its body: a copy with `err`
 /// replaces it (see `settle.rs` for the crash analysis).
 fn bury(
-    tube: &str,
     id: JobId,
     env: &Envelope<'_>,
     pri: u32,
@@ -303,7 +302,6 @@ fn bury(
     error: &str,
     now_ms: i64,
 ) -> Verdict {
-    let _ = tube;
     let record = serde_json::json!({
         "error": error,
         "attempt": attempt,
@@ -459,34 +457,20 @@ async fn run(
     let o = &d.options;
     let pri = env.pri.unwrap_or(o.priority);
     let job = context(ctx, id, env);
-    let started = match std::panic::catch_unwind(|| handler(env.args.get(), job)) {
-        Ok(Ok(fut)) => fut,
-        Ok(Err(e)) => {
-            tracing::error!(tube = d.tube, id, error = %e, "cannot decode job arguments; burying it");
-            let error = format!("cannot decode job arguments: {e}");
-            return Err(bury(
-                d.tube,
-                id,
-                env,
-                pri,
-                env.attempt,
-                &error,
-                cron::now_ms(),
-            ));
-        }
-        Err(p) => {
-            let msg = super::panic_message(&*p);
-            tracing::error!(tube = d.tube, id, error = %msg, "job arguments panicked while decoding; burying it");
-            let error = format!("job arguments panicked while decoding: {msg}");
-            return Err(bury(
-                d.tube,
-                id,
-                env,
-                pri,
-                env.attempt,
-                &error,
-                cron::now_ms(),
-            ));
+    let decoded = std::panic::catch_unwind(|| handler(env.args.get(), job));
+    let error = match decoded {
+        Ok(Ok(fut)) => Ok(fut),
+        Ok(Err(e)) => Err(format!("cannot decode job arguments: {e}")),
+        Err(p) => Err(format!(
+            "job arguments panicked while decoding: {}",
+            super::panic_message(&*p)
+        )),
+    };
+    let started = match error {
+        Ok(fut) => fut,
+        Err(error) => {
+            tracing::error!(tube = d.tube, id, error, "burying the job");
+            return Err(bury(id, env, pri, env.attempt, &error, cron::now_ms()));
         }
     };
     let current = current_of(ctx, id, env);
@@ -624,7 +608,7 @@ pub(super) fn decide(
                     error,
                     "job failed permanently; burying it"
                 );
-                return bury(tube, id, env, pri, attempt, error, now_ms);
+                return bury(id, env, pri, attempt, error, now_ms);
             }
             if attempt > o.retries {
                 tracing::error!(
@@ -634,7 +618,7 @@ pub(super) fn decide(
                     error,
                     "job failed and its retries are spent; burying it"
                 );
-                return bury(tube, id, env, pri, attempt, error, now_ms);
+                return bury(id, env, pri, attempt, error, now_ms);
             }
             let delay = match failure.retry {
                 Retry::After(d) => secs_ceil(d),
