@@ -154,6 +154,10 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A unique enqueue that cannot be done: a raw job, a registry that
+    /// is full, or a registry that stayed locked by other producers.
+    #[error("unique job: {0}")]
+    NotUnique(String),
     /// A client [hook](crate::hook::Hook) refused the job; nothing was sent.
     #[error("enqueue refused by a hook: {0}")]
     Refused(String),

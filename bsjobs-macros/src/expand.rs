@@ -339,6 +339,7 @@ fn options_expr(p: &TokenStream, o: &Options) -> TokenStream {
         ("retries", plain(o.retries)),
         ("backoff", plain(o.backoff)),
         ("timeout", some(o.timeout)),
+        ("unique_for", some(o.unique_for)),
     ]
     .into_iter()
     .filter_map(|(name, value)| {

@@ -80,6 +80,7 @@ use proc_macro::TokenStream;
 /// | `cron = "0 9 * * MON-FRI"` | run on this schedule: 5 fields (minute hour day-of-month month day-of-week) or 6 with leading seconds (`"*/5 * * * * *"`); names like `MON-FRI`, `JAN` and nicknames like `@daily` work. A cron job has no parameters (a `JobContext` is fine) and no `repeat`, `delay` or `max` | none |
 /// | `tz = "Europe/Berlin"` | with `cron`: the IANA time zone the schedule is read in | `"UTC"` |
 /// | `catch_up = "one"` | with `cron`: after a time with no worker running, `"one"` run for all missed ticks, or `"none"` | `"one"` |
+/// | `unique_for = "1h"` | a unique job: while a job with the same key (default: its tube and arguments; per call `.unique_key(k)`) waits, is delayed or runs, or for this long after its enqueue, another enqueue returns that job's handle (`existing: true`) instead of a second job; `"0s"`: only while it lives. Not with `cron` or `raw` | none |
 /// | `raw` | a flag: the job's body is the producer's bytes, not bsjobs' envelope (see below) | off |
 /// | `crate = "::bsjobs"` | path of the bsjobs crate, for code that renames or re-exports it | `"::bsjobs"` |
 ///
@@ -112,7 +113,8 @@ use proc_macro::TokenStream;
 ///
 /// - `SendEmail::TUBE: &'static str` and `SendEmail::OPTIONS: JobOptions`;
 /// - `SendEmail::new(to, subject) -> Enqueue`, a builder for per-call options
-///   (`.delay(..)`, `.at(..)`, `.priority(..)`, `.ttr(..)`, `.client(..)`);
+///   (`.delay(..)`, `.at(..)`, `.priority(..)`, `.ttr(..)`, `.key(..)`,
+///   `.unique_key(..)`, `.unique_for(..)`, `.client(..)`);
 /// - `SendEmail::enqueue(to, subject).await -> Result<JobHandle, Error>`.
 ///
 /// It also registers the job, so that a worker in the same binary finds it.
@@ -122,7 +124,8 @@ use proc_macro::TokenStream;
 /// whole seconds, an invalid tube name, `max` without `repeat`, a cron
 /// expression or time zone that does not parse, `cron` with `repeat`,
 /// `delay`, `max` or parameters, `tz`/`catch_up` without `cron`, a raw job
-/// without exactly one body parameter or with `repeat`/`cron`, a misplaced
+/// without exactly one body parameter or with `repeat`/`cron`/`unique_for`,
+/// `unique_for` with `cron`, a misplaced
 /// `JobContext` (borrowed, twice, inside another type), a parameter
 /// type that is borrowed or not serializable, and unsupported signatures.
 #[proc_macro_attribute]

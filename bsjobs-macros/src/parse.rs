@@ -10,8 +10,21 @@ use syn::{Expr, ExprLit, Lit, LitInt, LitStr, UnOp};
 
 /// Every key the attribute accepts, in the order the docs list them.
 pub(crate) const KEYS: &[&str] = &[
-    "tube", "priority", "ttr", "delay", "repeat", "max", "retries", "backoff", "timeout", "cron",
-    "tz", "catch_up", "raw", "crate",
+    "tube",
+    "priority",
+    "ttr",
+    "delay",
+    "repeat",
+    "max",
+    "retries",
+    "backoff",
+    "timeout",
+    "cron",
+    "tz",
+    "catch_up",
+    "unique_for",
+    "raw",
+    "crate",
 ];
 
 /// Words people reach for, mapped to the key that does that job.
@@ -39,6 +52,10 @@ const ALIASES: &[(&str, &str)] = &[
     ("zone", "tz"),
     ("catchup", "catch_up"),
     ("missed", "catch_up"),
+    ("unique", "unique_for"),
+    ("unique_within", "unique_for"),
+    ("dedupe", "unique_for"),
+    ("dedup", "unique_for"),
 ];
 
 /// A duration as written: `"1h30m"` or a number of seconds.
@@ -61,6 +78,7 @@ pub(crate) struct Args {
     pub(crate) cron: Attr<LitStr>,
     pub(crate) tz: Attr<LitStr>,
     pub(crate) catch_up: Attr<LitStr>,
+    pub(crate) unique_for: Attr<DurationLit>,
     /// The flag `raw`: the body is the producer's bytes, no envelope.
     pub(crate) raw: Attr<()>,
     pub(crate) krate: Attr<LitStr>,
@@ -81,6 +99,7 @@ impl Args {
             cron: Attr::none("cron"),
             tz: Attr::none("tz"),
             catch_up: Attr::none("catch_up"),
+            unique_for: Attr::none("unique_for"),
             raw: Attr::none("raw"),
             krate: Attr::none("crate"),
         }
@@ -148,6 +167,9 @@ pub(crate) fn args(tokens: TokenStream, cx: &mut Ctxt) -> Args {
             "catch_up" => args
                 .catch_up
                 .set(cx, &path, string("catch_up", &value, CATCH_UP_HINT)),
+            "unique_for" => args
+                .unique_for
+                .set(cx, &path, duration("unique_for", &value)),
             "raw" => unreachable!("`raw` is a flag, handled above"),
             "crate" => args
                 .krate

@@ -71,6 +71,7 @@ pub(crate) struct Options {
     pub(crate) backoff: Option<u32>,
     pub(crate) timeout: Option<u32>,
     pub(crate) cron: Option<Cron>,
+    pub(crate) unique_for: Option<u32>,
 }
 
 /// A cron schedule, checked.
@@ -147,7 +148,17 @@ fn options(args: &Args, cx: &mut Ctxt) -> Options {
         backoff: seconds(args.backoff.get(), "backoff", 0, cx),
         timeout: seconds(args.timeout.get(), "timeout", 1, cx),
         cron: cron(args, cx),
+        unique_for: seconds(args.unique_for.get(), "unique_for", 0, cx),
     };
+    if let Some((_, key)) = args.unique_for.get() {
+        if args.cron.get().is_some() {
+            cx.error_at(
+                key,
+                "`unique_for` cannot be combined with `cron`: a cron job already has exactly \
+                 one chain, made by its schedule",
+            );
+        }
+    }
     if let Some((lit, _)) = args.max.get() {
         if opts.max == Some(0) {
             cx.error_spanned(
@@ -196,6 +207,13 @@ fn raw_body(
                 ),
             );
         }
+    }
+    if let Some((_, span)) = args.unique_for.get() {
+        cx.error_at(
+            span,
+            "`unique_for` cannot be combined with `raw`: a unique job carries its token in its \
+             envelope, and a raw job's body is the producer's bytes, with no envelope",
+        );
     }
     let (params, _) = params?;
     match params.as_slice() {

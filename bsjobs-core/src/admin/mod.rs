@@ -777,6 +777,7 @@ impl Admin {
             chain,
             token: env.and_then(|e| e.tok),
             server: job.at.server,
+            existing: false,
         }
     }
 

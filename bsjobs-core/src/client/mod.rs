@@ -9,6 +9,7 @@
 mod conn;
 mod fleet;
 mod lane;
+pub(crate) mod unique;
 mod url;
 
 pub use conn::Connection;
@@ -128,6 +129,8 @@ struct Inner {
     lanes: Vec<Vec<Lane>>,
     next: AtomicUsize,
     fleet: Fleet,
+    /// Idle connections for unique enqueues, per server.
+    unique: Vec<unique::Pool>,
 }
 
 impl std::fmt::Debug for Client {
@@ -167,8 +170,10 @@ impl Client {
                     .collect()
             })
             .collect();
+        let unique = config.servers.iter().map(|_| Default::default()).collect();
         Client {
             inner: Arc::new(Inner {
+                unique,
                 fleet: Fleet::new(&config),
                 config,
                 hooks: Default::default(),
@@ -511,6 +516,10 @@ impl Client {
 
     /// Puts a job [`Client::prepare`] has seen.
     async fn place(&self, p: PreparedPut) -> Result<JobHandle, Error> {
+        if let Some(u) = p.unique {
+            check_tube(p.tube)?;
+            return self.place_unique(p, u).await;
+        }
         let Some(chain_id) = p.chain.clone() else {
             let key = p.key.as_deref().map(str::as_bytes);
             let (server, id) = self
@@ -523,6 +532,7 @@ impl Client {
                 chain: p.chain,
                 token: None,
                 server,
+                existing: false,
             });
         };
         let key = p.key.clone().unwrap_or_else(|| chain_id.clone());
@@ -560,6 +570,7 @@ impl Client {
             chain: p.chain,
             token: Some(token),
             server,
+            existing: false,
         })
     }
 
@@ -601,6 +612,10 @@ impl Client {
                 slots.push(Slot::Failed(e));
                 continue;
             }
+            if p.unique.is_some() {
+                slots.push(Slot::Unique(p));
+                continue;
+            }
             let server = if single {
                 0
             } else {
@@ -633,6 +648,7 @@ impl Client {
                 match slot {
                     Slot::Failed(e) => vec![Err(e)],
                     Slot::Batch(b) => self.send_batch(b, single).await,
+                    Slot::Unique(p) => vec![self.place(p).await],
                 }
             })
             .buffered(BULK_IN_FLIGHT)
@@ -719,6 +735,7 @@ impl Client {
             chain: p.chain,
             token,
             server,
+            existing: false,
         };
         let mut out = Vec::with_capacity(n);
         match self.lane(b.server).call(Some(b.tube), bytes, sent).await {
@@ -1069,6 +1086,8 @@ const BULK_IN_FLIGHT: usize = 8;
 enum Slot {
     Failed(Error),
     Batch(Batch),
+    /// A unique job: through its bucket's lock, on its own.
+    Unique(PreparedPut),
 }
 
 struct Batch {

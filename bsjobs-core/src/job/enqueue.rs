@@ -21,6 +21,8 @@ pub struct Enqueue {
     priority: Option<u32>,
     ttr: Option<u32>,
     key: Option<String>,
+    unique_key: Option<String>,
+    unique_for: Option<u32>,
     client: Option<Client>,
 }
 
@@ -46,6 +48,10 @@ pub struct JobHandle {
     pub token: Option<JobId>,
     /// Index of the server (in the client's list) that holds the job.
     pub server: usize,
+    /// `true` when nothing was put because a unique job with the same key
+    /// already exists (or was enqueued within its `unique_for`): this
+    /// handle is that job's. Always `false` for jobs that are not unique.
+    pub existing: bool,
 }
 
 impl JobHandle {
@@ -78,6 +84,8 @@ impl Enqueue {
             priority: None,
             ttr: None,
             key: None,
+            unique_key: None,
+            unique_for: options.unique_for,
             client: None,
         }
     }
@@ -95,6 +103,8 @@ impl Enqueue {
             at: None,
             priority: None,
             ttr: None,
+            unique_key: None,
+            unique_for: None,
             client: None,
         }
     }
@@ -151,6 +161,31 @@ impl Enqueue {
         self
     }
 
+    /// Makes this a unique job with key `key` (within the job's tube):
+    /// while a job of this tube enqueued with the same key waits, is delayed
+    /// (a retry included) or runs, or within its `unique_for` window, this
+    /// enqueue puts nothing and returns that job's handle, with
+    /// [`JobHandle::existing`] set. Without this call, a job declared with
+    /// `unique_for` is keyed by its serialized arguments. See the README's
+    /// "Unique jobs" for what a crash or a burial does to a key.
+    ///
+    /// The key also places the job when the client has several servers
+    /// (like [`Enqueue::key`], unless that is given too): every enqueue of
+    /// one key meets on one server.
+    pub fn unique_key(mut self, key: impl Into<String>) -> Self {
+        self.unique_key = Some(key.into());
+        self
+    }
+
+    /// Makes this a unique job (keyed by its arguments, or by
+    /// [`Enqueue::unique_key`]) that also holds its key for `window` after
+    /// this enqueue, even once it has run: overrides the attribute's
+    /// `unique_for`. Whole seconds, rounded up.
+    pub fn unique_for(mut self, window: Duration) -> Self {
+        self.unique_for = Some(secs_ceil(window));
+        self
+    }
+
     /// Uses `client` instead of the default ([`Client::current`]: the
     /// client of a [`Client::scope`], else the process-wide one).
     pub fn client(mut self, client: &Client) -> Self {
@@ -173,6 +208,23 @@ impl Enqueue {
     /// ([`Error::Serialize`], [`Error::NonFiniteArgument`]).
     pub fn into_put(self) -> Result<PreparedPut, Error> {
         let args = self.args?;
+        let unique = match (&self.unique_key, self.unique_for) {
+            (None, None) => None,
+            _ if self.raw => {
+                return Err(Error::NotUnique(
+                    "a raw job cannot be unique: its token would travel in an envelope, and a \
+                     raw body is exactly the producer's bytes"
+                        .into(),
+                ))
+            }
+            (key, window) => Some(Unique {
+                hash: crate::client::unique::key_hash(
+                    self.tube,
+                    key.as_deref().map_or(&args[..], str::as_bytes),
+                ),
+                window: window.unwrap_or(0),
+            }),
+        };
         let delay = match (self.delay, self.at) {
             (Some(d), _) => secs_ceil(d),
             (None, Some(at)) => at
@@ -216,6 +268,7 @@ impl Enqueue {
             chain,
             identity,
             key: self.key,
+            unique,
             raw: self.raw,
             client: self.client,
         })
@@ -251,10 +304,23 @@ pub struct PreparedPut {
     pub identity: String,
     /// The placement key chosen with [`Enqueue::key`].
     pub key: Option<String>,
+    /// What makes it a unique job, if it is one.
+    pub unique: Option<Unique>,
     /// The body is a raw job's, to be put exactly as it is (no envelope).
     pub raw: bool,
     /// The client chosen with [`Enqueue::client`].
     pub client: Option<Client>,
+}
+
+/// The key of a unique job, as [`Enqueue::into_put`] worked it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unique {
+    /// 64-bit hash of the tube and the key (the job's JSON arguments, or
+    /// the [`Enqueue::unique_key`]).
+    pub hash: u64,
+    /// Seconds after the enqueue during which the key stays held even
+    /// once the job is done (`unique_for`); 0: only while the job lives.
+    pub window: u32,
 }
 
 /// The arguments as JSON, refusing what JSON cannot carry.

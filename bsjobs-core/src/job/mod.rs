@@ -10,7 +10,7 @@ pub use body::{decode_json, decode_text, BodyError};
 pub use context::JobContext;
 
 pub(crate) use enqueue::{secs_ceil, set_due, set_token};
-pub use enqueue::{Enqueue, JobHandle, PreparedPut};
+pub use enqueue::{Enqueue, JobHandle, PreparedPut, Unique};
 
 pub use envelope::{Envelope, Fields, ENVELOPE_VERSION};
 
@@ -202,6 +202,11 @@ pub struct JobOptions {
     pub tz: Option<&'static str>,
     /// What a cron job does about ticks missed while no worker ran.
     pub catch_up: CatchUp,
+    /// A unique job (`unique_for = "1h"`): seconds after its enqueue during
+    /// which another enqueue with the same key returns this job instead of
+    /// putting a second one (and for as long as it waits, is delayed or
+    /// runs, whatever this says); `None` for jobs that are not unique.
+    pub unique_for: Option<u32>,
 }
 
 /// What a cron job does about ticks missed while no worker was running.
@@ -229,6 +234,7 @@ impl JobOptions {
         cron: None,
         tz: None,
         catch_up: CatchUp::One,
+        unique_for: None,
     };
 }
 

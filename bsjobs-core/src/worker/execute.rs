@@ -120,7 +120,9 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
     }
     let pri = env.pri.unwrap_or(o.priority);
     let repeating = o.repeat.is_some() || o.cron.is_some();
-    let mut token = env.tok.filter(|_| repeating && env.chain.is_some());
+    // A repeating chain's token, or a unique job's (client/unique.rs): the
+    // same rule keeps either one job.
+    let mut token = env.tok.filter(|_| env.chain.is_some() || env.id.is_some());
     let mut standing = match token {
         Some(t) => Some(token_standing(ctx, id, &env, t).await),
         None => None,
@@ -131,7 +133,7 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
             // per lost token, so that twins agree), and check against it.
             let config = ctx.control.config();
             let addr = &config.servers[ctx.server % config.servers.len()];
-            let chain_id = env.chain.unwrap_or_default();
+            let chain_id = env.chain.or(env.id).unwrap_or_default();
             match chain::adopt(addr, config, chain_id, d.tube, lost, id).await {
                 Ok(new) => {
                     let mut b = Vec::with_capacity(body.len() + 8);
@@ -568,7 +570,8 @@ pub(super) fn decide(
     match result {
         RunResult::Ok => {
             let Some(cadence) = cadence else {
-                return Verdict::Delete;
+                // Done: with its token, if it has one (a unique job).
+                return end(token, env, pri);
             };
             let done = env.run.saturating_add(1);
             if o.max.is_some_and(|max| done >= max) {
