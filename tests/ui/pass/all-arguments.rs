@@ -22,7 +22,8 @@ impl fmt::Display for MailError {
     delay = "10s",
     retries = 3,
     backoff = "5s",
-    timeout = "5m"
+    timeout = "5m",
+    unique_for = "1h"
 )]
 pub async fn email(to: String, n: u32) -> Result<(), MailError> {
     let _ = (to, n);
