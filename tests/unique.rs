@@ -436,3 +436,81 @@ async fn eight_producers_racing_over_100_keys_make_exactly_100_jobs() {
         .count();
     assert!(buckets <= 64, "{buckets} bucket tubes");
 }
+
+/// A registry that outgrows beanstalkd's job size: the enqueue fails with a
+/// clear error and leaves nothing behind (no job, no token); every enqueue
+/// that succeeded has its job.
+#[tokio::test]
+async fn a_full_registry_refuses_the_enqueue_and_leaves_nothing() {
+    init_tracing();
+    // A registry line is about 80 bytes: 1,000 bytes hold about a dozen keys
+    // per bucket, and 2,000 keys over 64 buckets are about 31 each.
+    let srv = Beanstalkd::builder().max_job_size(1000).start();
+    let client = Client::new(&srv.url()).unwrap();
+    let (mut ok, mut full) = (0u64, 0u64);
+    for n in 0..2000u64 {
+        match UWait::new(1_000_000 + n).client(&client).enqueue().await {
+            Ok(h) => {
+                assert!(!h.existing);
+                ok += 1;
+            }
+            Err(bsjobs::Error::NotUnique(why)) => {
+                assert!(why.contains("is full"), "{why}");
+                full += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    println!("full registry: {ok} enqueued, {full} refused");
+    assert!(ok > 0 && full > 0, "{ok} enqueued, {full} refused");
+    assert_eq!(
+        counts(&client, "u_wait").await.live(),
+        ok,
+        "one job per success"
+    );
+    assert_eq!(
+        counts(&client, "bsjobs.chains").await.live(),
+        ok,
+        "one token each"
+    );
+}
+
+#[bsjobs::job(tube = "u_fleet", unique_for = "0s")]
+async fn u_fleet(n: u64) {
+    let _ = n;
+}
+
+/// With several servers a key's enqueues meet on one server (placed by the
+/// key), so the key stays unique across the fleet.
+#[tokio::test]
+async fn a_key_is_unique_across_a_fleet() {
+    init_tracing();
+    let servers: Vec<Beanstalkd> = (0..3).map(|_| Beanstalkd::start()).collect();
+    let url = format!(
+        "beanstalk://{}",
+        servers
+            .iter()
+            .map(Beanstalkd::addr)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let client = Client::new(&url).unwrap();
+    let mut per_server = [0u32; 3];
+    for n in 0..60u64 {
+        let a = UFleet::new(n).client(&client).enqueue().await.unwrap();
+        let b = UFleet::new(n).client(&client).enqueue().await.unwrap();
+        assert!(!a.existing && b.existing, "key {n}");
+        assert_eq!((a.server, a.id), (b.server, b.id));
+        per_server[a.server] += 1;
+    }
+    assert!(per_server.iter().all(|&n| n > 0), "{per_server:?}");
+    let mut total = 0;
+    for s in 0..3 {
+        total += client
+            .stats_tube(s, "u_fleet")
+            .await
+            .unwrap()
+            .current_jobs_ready;
+    }
+    assert_eq!(total, 60);
+}

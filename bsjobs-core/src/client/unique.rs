@@ -305,16 +305,22 @@ async fn decide(
         identity: p.identity.clone(),
     });
     let page = render(&entries);
-    let stored = if page.len() > max {
-        Err(Error::NotUnique(format!(
-            "the registry of {bucket} is full: {} keys take {} bytes, more than the \
-             {max} a job may have; fewer keys held at once, shorter unique_for windows, or a \
-             larger max job size (beanstalkd -z and ClientConfig) make room",
+    let full = || {
+        Error::NotUnique(format!(
+            "the registry of {bucket} is full: {} keys take {} bytes, more than a job may \
+             have; fewer keys held at once, shorter unique_for windows, or a larger max job \
+             size (beanstalkd -z, and ClientConfig::max_job_size) make room",
             entries.len(),
             page.len()
-        )))
+        ))
+    };
+    let stored = if page.len() > max {
+        Err(full())
     } else {
-        put(conn, bucket, 0, 0, REGISTRY_TTR, &page).await
+        match put(conn, bucket, 0, 0, REGISTRY_TTR, &page).await {
+            Err(Error::JobTooBig { .. } | Error::ServerJobTooBig) => Err(full()),
+            r => r,
+        }
     };
     if let Err(e) = stored {
         // Without its entry the job would not be unique: take it back.
