@@ -83,6 +83,18 @@ async fn a_second_enqueue_while_the_first_waits_returns_the_first() {
         .filter(|t| t.starts_with("bsjobs.unique."))
         .count();
     assert!((1..=4).contains(&buckets), "{tubes:?}");
+    // The operators' chain listing shows each unique job with its token,
+    // found by its identity, and the walk completes.
+    let admin = bsjobs::admin::Admin::new(client.clone());
+    let list = admin.chains(100_000).await.unwrap();
+    assert!(list.complete);
+    let mine = list
+        .chains
+        .iter()
+        .find(|c| c.chain == first.identity)
+        .expect("listed");
+    assert_eq!(mine.token, first.token);
+    assert_eq!(mine.job.as_ref().map(|j| j.at.id), Some(first.id));
 }
 
 static FLAKY: AtomicU32 = AtomicU32::new(0);

@@ -15,7 +15,8 @@
 //! 1M jobs it costs up to one `stats-job` per id and one `peek` per job
 //! above the oldest token (15–30 s for 1M ids on the development VM: see
 //! `scan`), bounded by the budget. A chain whose job is not met within the
-//! budget is listed with its token only.
+//! budget is listed with its token only. A unique job carries a token too
+//! (named by the job's identity): it is listed as a chain of one job.
 
 use super::view::{decode_body, Body};
 use super::{scan, Admin, JobInfo, JobRef, CHAINS_TUBE};
@@ -110,7 +111,13 @@ impl Admin {
                         }
                     }
                     Body::Envelope(env) if !super::is_internal(&stats.tube) => {
-                        let Some(chain) = env.chain.clone() else {
+                        // A unique one-shot job's token is keyed by the
+                        // job's identity (client/unique.rs).
+                        let Some(chain) = env
+                            .chain
+                            .clone()
+                            .or_else(|| env.tok.and(env.identity.clone()))
+                        else {
                             continue;
                         };
                         let c = entry(&mut by_chain, chain, server);
