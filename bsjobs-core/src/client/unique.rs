@@ -31,7 +31,10 @@
 //! ends, whichever is later.
 //!
 //! # An enqueue
-//! Holding the bucket: read the registry; if the key is taken, let go and
+//! First, without the lock: `peek-ready` the bucket's registry; if it shows
+//! the key taken, that is the answer (an entry only leaves a registry once
+//! its job is gone and its window over, so even a stale registry is right
+//! about a taken key). Otherwise, holding the bucket: read the registry; if the key is taken, let go and
 //! return the existing job's handle. Otherwise put the token, then the job,
 //! then the new registry (the entry added, up to [`PRUNE`] expired entries
 //! whose job is gone dropped), then delete the old registry, which lets go.
@@ -232,6 +235,9 @@ async fn enqueue(
     max: usize,
 ) -> Result<JobHandle, Error> {
     let bucket = bucket_tube(u.hash);
+    if let Some(handle) = taken_unlocked(conn, server, p, u, &bucket).await? {
+        return Ok(handle);
+    }
     let held = lock(conn, &bucket).await?;
     let r = decide(conn, server, p, u, max, &bucket, &held).await;
     // A new registry is in: the old ones go, which lets go; else (nothing
@@ -240,6 +246,59 @@ async fn enqueue(
     let (handle, _) = r?;
     finish(conn, &bucket, &held, replaced).await?;
     Ok(handle)
+}
+
+/// The existing job's handle if the registry beanstalkd has ready shows the
+/// key taken, without the lock: one `peek-ready`, then the key's check. A
+/// key an older registry (one a crash left, not yet merged) shows taken is
+/// taken too, since an entry only leaves a registry once its job is gone and
+/// its window over. Anything else (no ready registry: a producer holds it;
+/// the key absent or free) goes the locked way.
+async fn taken_unlocked(
+    conn: &mut Connection,
+    server: usize,
+    p: &PreparedPut,
+    u: Unique,
+    bucket: &str,
+) -> Result<Option<JobHandle>, Error> {
+    conn.queue(&Command::Use(bucket));
+    conn.queue(&Command::PeekReady);
+    conn.flush().await?;
+    match conn.recv().await? {
+        Response::Using(_) => {}
+        r => return Err(super::other(r)),
+    }
+    let body = match conn.recv().await? {
+        Response::Found { body, .. } => body,
+        Response::NotFound => return Ok(None),
+        r => return Err(super::other(r)),
+    };
+    let Some(e) = parse(&body).into_iter().find(|e| e.hash == u.hash) else {
+        return Ok(None);
+    };
+    Ok(taken(conn, server, p, &e).await?)
+}
+
+/// The handle of `e`'s job if it still holds its key.
+async fn taken(
+    conn: &mut Connection,
+    server: usize,
+    p: &PreparedPut,
+    e: &Entry,
+) -> Result<Option<JobHandle>, Error> {
+    let live = current(conn, std::slice::from_ref(e)).await?[0];
+    if live.is_none() && crate::worker::cron::now_ms() >= e.until_ms {
+        return Ok(None);
+    }
+    Ok(Some(JobHandle {
+        id: live.unwrap_or(e.first),
+        identity: e.identity.clone(),
+        tube: p.tube,
+        chain: p.chain.as_ref().map(|_| e.identity.clone()),
+        token: Some(e.token),
+        server,
+        existing: true,
+    }))
 }
 
 /// The handle to return, and whether a new registry was put.
@@ -253,22 +312,12 @@ async fn decide(
     held: &[Held],
 ) -> Result<(JobHandle, bool), Error> {
     let mut entries = merge(held.iter().map(|h| parse(&h.body)));
-    let now = crate::worker::cron::now_ms();
     if let Some(e) = entries.iter().find(|e| e.hash == u.hash) {
-        let live = current(conn, std::slice::from_ref(e)).await?[0];
-        if live.is_some() || now < e.until_ms {
-            let handle = JobHandle {
-                id: live.unwrap_or(e.first),
-                identity: e.identity.clone(),
-                tube: p.tube,
-                chain: p.chain.as_ref().map(|_| e.identity.clone()),
-                token: Some(e.token),
-                server,
-                existing: true,
-            };
+        if let Some(handle) = taken(conn, server, p, e).await? {
             return Ok((handle, false));
         }
     }
+    let now = crate::worker::cron::now_ms();
     entries.retain(|e| e.hash != u.hash);
     prune(conn, &mut entries, now).await?;
     let token = put(
@@ -343,23 +392,42 @@ async fn decide(
 /// lock of the module docs.
 async fn lock(conn: &mut Connection, bucket: &str) -> Result<Vec<Held>, Error> {
     conn.queue(&Command::Watch(bucket));
-    conn.flush().await?;
-    match conn.recv().await? {
-        Response::Watching(_) => {}
-        r => return Err(super::other(r)),
-    }
+    let mut watching = false;
     let began = Instant::now();
     let mut held: Vec<Held> = Vec::new();
     for attempt in 0u64.. {
-        loop {
-            match conn.request(&Command::ReserveWithTimeout(0)).await? {
-                Response::Reserved { id, body } => held.push(Held { id, body }),
-                Response::TimedOut => break,
-                Response::DeadlineSoon => continue,
-                r => return Err(super::other(r)),
+        // One write: two reserves (a bucket has one registry, except after a
+        // crash) and the counts; more reserves only if both got a job.
+        let st = loop {
+            conn.queue(&Command::ReserveWithTimeout(0));
+            conn.queue(&Command::ReserveWithTimeout(0));
+            conn.queue(&Command::StatsTube(bucket));
+            conn.flush().await?;
+            if !watching {
+                match conn.recv().await? {
+                    Response::Watching(_) => watching = true,
+                    r => return Err(super::other(r)),
+                }
             }
-        }
-        let st = tube_stats(conn, bucket).await?;
+            let mut empty = false;
+            for _ in 0..2 {
+                match conn.recv().await? {
+                    Response::Reserved { id, body } => held.push(Held { id, body }),
+                    Response::TimedOut | Response::DeadlineSoon => empty = true,
+                    r => return Err(super::other(r)),
+                }
+            }
+            let st = match conn.recv().await? {
+                Response::Ok(yaml) => {
+                    TubeStats::parse(&yaml).map_err(|e| Error::Unexpected(e.to_string()))?
+                }
+                Response::NotFound => TubeStats::empty(bucket),
+                r => return Err(super::other(r)),
+            };
+            if empty {
+                break st;
+            }
+        };
         let mine = held.len() as u64;
         if st.current_jobs_ready + st.current_jobs_reserved == 0 {
             // Nothing to hold yet: an empty registry, then try again.
@@ -398,12 +466,29 @@ async fn finish(
     held: &[Held],
     replaced: bool,
 ) -> Result<(), Error> {
-    if replaced {
-        delete(conn, &held.iter().map(|h| h.id).collect::<Vec<_>>()).await?;
-    } else {
-        finish_release(conn, held).await?;
+    for h in held {
+        conn.queue(&if replaced {
+            Command::Delete(h.id)
+        } else {
+            Command::Release {
+                id: h.id,
+                pri: 0,
+                delay: 0,
+            }
+        });
     }
-    ignore(conn, bucket).await
+    conn.queue(&Command::Ignore(bucket));
+    conn.flush().await?;
+    for _ in held {
+        match conn.recv().await? {
+            Response::Deleted | Response::Released | Response::NotFound => {}
+            r => return Err(super::other(r)),
+        }
+    }
+    match conn.recv().await? {
+        Response::Watching(_) => Ok(()),
+        r => Err(super::other(r)),
+    }
 }
 
 async fn finish_release(conn: &mut Connection, held: &[Held]) -> Result<(), Error> {
@@ -464,14 +549,6 @@ async fn put(
         r => return Err(super::other(r)),
     }
     super::put_result(conn.recv().await?)
-}
-
-async fn tube_stats(conn: &mut Connection, tube: &str) -> Result<TubeStats, Error> {
-    match conn.request(&Command::StatsTube(tube)).await? {
-        Response::Ok(yaml) => TubeStats::parse(&yaml).map_err(|e| Error::Unexpected(e.to_string())),
-        Response::NotFound => Ok(TubeStats::empty(tube)),
-        r => Err(super::other(r)),
-    }
 }
 
 /// `stats-job` of each of `ids` in one write; `None` for a job that is gone.
