@@ -276,7 +276,7 @@ async fn taken_unlocked(
     let Some(e) = parse(&body).into_iter().find(|e| e.hash == u.hash) else {
         return Ok(None);
     };
-    Ok(taken(conn, server, p, &e).await?)
+    taken(conn, server, p, &e).await
 }
 
 /// The handle of `e`'s job if it still holds its key.
