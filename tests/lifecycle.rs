@@ -380,3 +380,58 @@ async fn a_job_keeps_one_identity_across_retries_burial_and_kicks() {
     sd.trigger();
     h.await.unwrap().unwrap();
 }
+
+static HALF_RUNS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+#[bsjobs::job(tube = "l_half", retries = 0)]
+async fn half_buried(n: u32) -> Result<(), String> {
+    HALF_RUNS.lock().unwrap().push(n);
+    Err(format!("job {n} fails"))
+}
+
+/// The state a crash between a burial's two writes leaves, made by hand so
+/// that the leftover path runs every time (the kill test above rarely lands
+/// inside a burial): the job, still there, and the copy with its `err`
+/// record, delayed, never buried, never kicked. The job runs again and is
+/// buried with its own record; the copy comes due (here after 1 s instead
+/// of a week) and is deleted unrun; nothing runs twice or is left over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_left_by_a_crash_inside_a_burial_is_deleted_unrun() {
+    let (srv, client) = server();
+    let job = HalfBuried::new(7).client(&client).enqueue().await.unwrap();
+    let copy = format!(
+        r#"{{"args":{{"n":7}},"id":"{}","attempt":1,"prev":{},"err":{{"error":"job 7 fails","attempt":1,"at":0,"host":"h","pid":1,"job":{}}}}}"#,
+        job.identity, job.id, job.id
+    );
+    let copy_id = client
+        .put("l_half", 1024, 1, 60, copy.into_bytes())
+        .await
+        .unwrap();
+    let (sd, h) = spawn_worker(&srv.url(), &["l_half"]);
+    assert!(
+        until(Duration::from_secs(10), || async {
+            let c = counts(&client, "l_half").await;
+            c.buried == 1 && c.ready + c.delayed + c.reserved == 0
+        })
+        .await,
+        "{:?}",
+        counts(&client, "l_half").await
+    );
+    assert!(
+        matches!(
+            client.stats_job(0, copy_id).await,
+            Err(bsjobs::Error::NotFound)
+        ),
+        "the leftover copy is gone"
+    );
+    assert_eq!(
+        *HALF_RUNS.lock().unwrap(),
+        [7],
+        "the job ran once, the copy never"
+    );
+    let (_, body) = buried_body(&client, "l_half").await;
+    assert_eq!(body["err"]["error"], "job 7 fails");
+    assert_eq!(body["id"], job.identity.as_str());
+    sd.trigger();
+    h.await.unwrap().unwrap();
+}
