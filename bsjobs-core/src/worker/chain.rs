@@ -123,21 +123,16 @@ pub(super) enum Standing {
 }
 
 /// Whether `tube` holds chain tokens: [`TOKEN_TUBE`], or the cron tokens'
-/// tube (kept ready rather than buried: see `cron.rs`).
+/// tube (see `cron.rs`).
 pub(crate) fn is_token_tube(tube: &str) -> bool {
     tube == TOKEN_TUBE || tube == super::cron::CRON_TUBE
 }
 
-/// The command that puts a held token back with priority `pri`: buried
-/// for a chain token (`bury` is written to the binlog; a release with no
-/// delay is not, so a restart would revert the token), released for a
-/// cron token, which must stay ready for the cron lock (see `cron.rs`).
-fn put_back(token: JobId, tube: &str, pri: u32) -> Cmd {
-    if tube == super::cron::CRON_TUBE {
-        Cmd::Release { id: token, pri }
-    } else {
-        Cmd::Bury { id: token, pri }
-    }
+/// The command that puts a held token back with priority `pri`: buried,
+/// chain and cron tokens alike (`bury` is written to the binlog; a release
+/// with no delay is not, so a restart would revert the token).
+fn put_back(token: JobId, _tube: &str, pri: u32) -> Cmd {
+    Cmd::Bury { id: token, pri }
 }
 
 /// The tube of records of lost tokens and their replacements (see

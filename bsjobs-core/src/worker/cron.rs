@@ -13,21 +13,25 @@
 //! is skipped instead.
 //!
 //! # Exactly one chain, no leader
-//! Cron tokens live in the fixed tube [`CRON_TUBE`], kept *ready* (unlike
-//! chain tokens, which stay buried) so that a worker can reserve them all.
-//! At start every worker runs [`ensure`] on the server its cron jobs live on:
-//! it reserves every job of the tube, and holds them all only if
+//! Cron tokens live in the fixed tube [`CRON_TUBE`], kept *buried* like
+//! chain tokens (`bury` is written to the binlog; a release with no delay is
+//! not, so a restart would revert a ready token). At start every worker runs
+//! [`ensure`] on the server its cron jobs live on. It first takes the lock:
+//! it reserves every job of [`CRON_LOCK_TUBE`], and holds them all only if
 //! `stats-tube` counts no job it does not hold (none reserved by another,
-//! none come free since). Holding every job of the tube
-//! is the lock: another worker finds nothing to reserve and sees
-//! reservations it does not hold, so it backs off and tries again. The
-//! holder creates the chain of each cron job that has none (a token, then
-//! the first job), repairs a chain whose token names no job, reschedules a
-//! waiting job whose time no longer matches the schedule (a deploy changed
-//! the expression), and releases everything. An empty tube gets a lock job
-//! first (duplicates of it are harmless), so that there is always something
-//! to hold. A worker killed while holding loses its reservations with its
-//! connection; nothing is half done that the next holder does not repair.
+//! none come free since); another worker finds nothing to reserve and sees
+//! reservations it does not hold, so it backs off and tries again. An empty
+//! lock tube gets a lock job first (duplicates of it are harmless). Holding
+//! the lock, it kicks the tokens and holds every one of them, unless a
+//! worker's chain step holds one at that moment (then it puts them back
+//! and tries again). It creates the chain of each cron job that has none (a
+//! token, then the first job), repairs a chain whose token names no job,
+//! reschedules a waiting job whose time no longer matches the schedule (a
+//! deploy changed the expression), buries the tokens again and lets go of
+//! the lock. A worker killed while holding loses its reservations with its
+//! connection (tokens come back ready, which the next holder and the next
+//! step bury again); nothing is half done that the next holder does not
+//! repair.
 
 use super::chain::{self, mark, named, UNBOUND};
 use crate::client::{ClientConfig, Connection};
@@ -41,6 +45,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The one tube holding the tokens of cron chains.
 pub(crate) const CRON_TUBE: &str = "bsjobs.cron";
+/// The tube of the cron lock's jobs.
+pub(crate) const CRON_LOCK_TUBE: &str = "bsjobs.cron.lock";
 /// How late a run may start before `catch_up = "none"` skips it.
 pub(crate) const LATE: i64 = 60;
 
@@ -173,11 +179,79 @@ pub(super) async fn ensure(
     crons: &[(&'static JobDescriptor, Schedule)],
 ) -> Result<(), Error> {
     let mut conn = Connection::connect(addr, config).await?;
-    let mut held = hold_exclusive(&mut conn, CRON_TUBE).await?;
+    let lock = hold_exclusive(&mut conn, CRON_LOCK_TUBE).await?;
+    let mut held = hold_tokens(&mut conn).await?;
     for (d, schedule) in crons {
         repair(&mut conn, &mut held, d, schedule).await?;
     }
-    release_all(&mut conn, &held).await
+    bury_all(&mut conn, &held).await?;
+    release_all(&mut conn, &lock).await
+}
+
+/// Holding the lock: kicks every token of [`CRON_TUBE`] and holds them all,
+/// once no chain step holds one (a step reserves its token for a round
+/// trip): the tokens [`repair`] works on.
+async fn hold_tokens(conn: &mut Connection) -> Result<Vec<Held>, Error> {
+    expect(conn, &Command::Watch(CRON_TUBE), |r| {
+        matches!(r, Response::Watching(_))
+    })
+    .await?;
+    expect(conn, &Command::Ignore(CRON_LOCK_TUBE), |r| {
+        matches!(r, Response::Watching(_))
+    })
+    .await?;
+    expect(conn, &Command::Use(CRON_TUBE), |r| {
+        matches!(r, Response::Using(_))
+    })
+    .await?;
+    let mut held = Vec::new();
+    for attempt in 0..400u32 {
+        expect(conn, &Command::Kick(u32::MAX), |r| {
+            matches!(r, Response::KickedCount(_))
+        })
+        .await?;
+        held.extend(hold_all(conn).await?);
+        let st = tube_stats(conn, CRON_TUBE).await?;
+        if st.reserved > held.len() as u64 {
+            // A chain step holds a token right now: put ours back, retry.
+            bury_all(conn, &held).await?;
+            held.clear();
+            let pause = 5 + fastrand::u64(0..10 * u64::from(attempt.min(10) + 1));
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            continue;
+        }
+        if st.ready + st.buried > 0 {
+            // A step put its token back since: take it too.
+            continue;
+        }
+        return Ok(held);
+    }
+    bury_all(conn, &held).await?;
+    Err(Error::Unexpected(
+        "could not hold every cron token: chain steps kept them for too long".into(),
+    ))
+}
+
+/// Puts held tokens back, buried with their priority (deleting those
+/// marked `drop`).
+async fn bury_all(conn: &mut Connection, held: &[Held]) -> Result<(), Error> {
+    for h in held {
+        conn.queue(&if h.drop || h.cron.is_none() {
+            // A duplicate token, or a stray job (an older bsjobs kept its
+            // lock jobs in this tube).
+            Command::Delete(h.id)
+        } else {
+            Command::Bury {
+                id: h.id,
+                pri: h.pri,
+            }
+        });
+    }
+    conn.flush().await?;
+    for _ in held {
+        conn.recv().await?;
+    }
+    Ok(())
 }
 
 /// Holds every job of `tube` on `conn`, and returns them once no other
