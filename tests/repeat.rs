@@ -499,3 +499,126 @@ async fn a_chain_whose_token_is_gone_gets_one_new_token_and_stays_one() {
     sd.trigger();
     h.await.unwrap().unwrap();
 }
+
+static MID_RUNS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+#[bsjobs::job(tube = "r_midstep", repeat = "1h")]
+async fn mid_step() {
+    let run = bsjobs::current_job().map_or(0, |j| j.run);
+    MID_RUNS.lock().unwrap().push(run);
+}
+
+/// The chain as a step leaves it between its two writes, the next run put
+/// with no delay (a late cron run does that): the current job J is
+/// reserved by the stepping connection and the token still names J; the
+/// next job N is ready. A worker that reserves N right then must not judge
+/// it a leftover by the token's old priority (it was deleted unrun, the
+/// step then named a deleted job, and the chain died): N waits for the
+/// chain to come to rest, then runs. Two ways: the step holds the token,
+/// or (its token was held by someone else) it has not taken it yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_next_run_reserved_in_the_middle_of_its_step_waits_and_runs() {
+    use bsjobs::proto::{Command, Response};
+    let (srv, client) = server();
+    let mut stepper = bsjobs_tests::raw(&srv).await;
+    stepper.request(&Command::Watch("r_midstep")).await.unwrap();
+    let (sd, h) = spawn_worker(&srv.url(), &["r_midstep"]);
+    for (round, holds_token) in [(1u32, true), (2, false)] {
+        let chain = format!("mid{round}");
+        let token = client
+            .put(
+                "bsjobs.chains",
+                0,
+                0,
+                60,
+                format!(r#"{{"bsjobs":"chain-token","chain":"{chain}"}}"#).into_bytes(),
+            )
+            .await
+            .unwrap();
+        // J, the current job, reserved by "the stepping worker" (put
+        // delayed so that the real worker does not take it first).
+        let j_body = format!(r#"{{"args":{{}},"chain":"{chain}","tok":{token},"run":0}}"#);
+        stepper.request(&Command::Use("r_midstep")).await.unwrap();
+        let j = match stepper
+            .request(&Command::Put {
+                pri: 0,
+                delay: 3600,
+                ttr: 60,
+                body: j_body.as_bytes(),
+            })
+            .await
+            .unwrap()
+        {
+            Response::Inserted(id) => id,
+            r => panic!("{r:?}"),
+        };
+        match stepper.request(&Command::ReserveJob(j)).await.unwrap() {
+            Response::Reserved { .. } => {}
+            r => panic!("{r:?}"),
+        }
+        if holds_token {
+            match stepper.request(&Command::ReserveJob(token)).await.unwrap() {
+                Response::Reserved { .. } => {}
+                r => panic!("{r:?}"),
+            }
+        }
+        // Write 1's put: N, due now, naming J as the job it replaces.
+        let n_body = format!(
+            r#"{{"args":{{}},"chain":"{chain}","tok":{token},"run":1,"gen":1,"prev":{j}}}"#
+        );
+        let n = client
+            .put("r_midstep", 0, 0, 60, n_body.into_bytes())
+            .await
+            .unwrap();
+        // The worker reserves N now; give it time to judge.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            client.stats_job(0, n).await.is_ok(),
+            "round {round}: N is not deleted while the step is under way"
+        );
+        // Write 2: the token names N, J goes.
+        if !holds_token {
+            stepper.request(&Command::ReserveJob(token)).await.unwrap();
+        }
+        assert_eq!(
+            stepper
+                .request(&Command::Bury {
+                    id: token,
+                    pri: n as u32,
+                })
+                .await
+                .unwrap(),
+            Response::Buried
+        );
+        assert_eq!(
+            stepper.request(&Command::Delete(j)).await.unwrap(),
+            Response::Deleted
+        );
+        assert!(
+            until(Duration::from_secs(5), || async {
+                MID_RUNS.lock().unwrap().len() == round as usize
+            })
+            .await,
+            "round {round}: N ran"
+        );
+        // And the chain goes on: N's successor waits an hour.
+        assert!(
+            until(Duration::from_secs(5), || async {
+                let c = counts(&client, "r_midstep").await;
+                c.delayed == 1 && c.ready + c.reserved == 0
+            })
+            .await,
+            "round {round}: {:?}",
+            counts(&client, "r_midstep").await
+        );
+        let next = client
+            .peek_delayed(0, "r_midstep")
+            .await
+            .unwrap()
+            .unwrap()
+            .0;
+        client.delete(0, next).await.unwrap();
+    }
+    sd.trigger();
+    h.await.unwrap().unwrap();
+}

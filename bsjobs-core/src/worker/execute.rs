@@ -14,6 +14,7 @@ use crate::job::{
     secs_ceil, ArgsHandler, CatchUp, Envelope, Failure, Fields, Handler, HandlerFuture, JobContext,
     JobDescriptor, JobOptions, Retry,
 };
+use crate::proto::stats::JobState;
 use crate::proto::JobId;
 use crate::Error;
 use futures_util::FutureExt as _;
@@ -124,7 +125,10 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
     // same rule keeps either one job.
     let mut token = env.tok.filter(|_| env.chain.is_some() || env.id.is_some());
     let mut standing = match token {
-        Some(t) => Some(token_standing(ctx, id, &env, t).await),
+        Some(t) => match token_standing(ctx, id, &env, t).await {
+            Some(s) => Some(s),
+            None => return token_held_too_long(d.tube, id, pri_of(&env, o)),
+        },
         None => None,
     };
     if let (Some(lost), Some(Standing::Missing)) = (token, standing) {
@@ -150,7 +154,10 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
                         Ok(e) => {
                             env = e;
                             token = Some(new);
-                            standing = Some(token_standing(ctx, id, &env, new).await);
+                            standing = match token_standing(ctx, id, &env, new).await {
+                                Some(s) => Some(s),
+                                None => return token_held_too_long(d.tube, id, pri_of(&env, o)),
+                            };
                         }
                         Err(e) => {
                             tracing::error!(tube = d.tube, id, error = %e, "cannot rewrite the envelope; running unguarded");
@@ -400,25 +407,70 @@ fn end(token: Option<JobId>, env: &Envelope<'_>, pri: u32) -> Verdict {
     }
 }
 
-async fn token_standing(ctx: &Ctx, id: JobId, env: &Envelope<'_>, token: JobId) -> Standing {
-    let stats = match ctx.control.stats_job(ctx.server, token).await {
-        Ok(s) => s,
-        Err(Error::NotFound) => return Standing::Missing,
-        Err(e) => {
-            // Never drop a job on doubt: run it; its step checks again.
-            tracing::warn!(tube = ctx.descriptor.tube, id, error = %e, "cannot read the chain's token; running the job");
-            return Standing::Current;
+/// How long a job the token does not name waits for its chain to come to
+/// rest (see [`token_standing`]) before it is put back.
+const TOKEN_WAIT: Duration = Duration::from_secs(3);
+
+fn pri_of(env: &Envelope<'_>, o: &crate::job::JobOptions) -> u32 {
+    env.pri.unwrap_or(o.priority)
+}
+
+/// The verdict for a job whose chain stayed busy (its token held, or the job
+/// it names running, for [`TOKEN_WAIT`]): back to the tube, checked again
+/// when it is reserved again.
+fn token_held_too_long(tube: &str, id: JobId, pri: u32) -> Verdict {
+    tracing::info!(
+        tube,
+        id,
+        "the chain is busy (its token held, or the job it names running); putting this job back"
+    );
+    Verdict::Release { pri }
+}
+
+/// Where this job stands by its chain's token, or `None` when the chain
+/// stayed busy (see below) for [`TOKEN_WAIT`].
+///
+/// A job the token does not name is a leftover only if the chain is at
+/// rest. While another connection holds the token, or runs the job the
+/// token names, a step may be under way: between its `put` of the next job
+/// and the `bury` that names it, that next job (put with no delay when a
+/// cron run was late, or while the token was held by a cron repair) can
+/// already be reserved here, and the token's old priority would condemn
+/// it; the step would then name a job deleted unrun, and the chain would
+/// die. So such a job waits for the chain to come to rest.
+async fn token_standing(
+    ctx: &Ctx,
+    id: JobId,
+    env: &Envelope<'_>,
+    token: JobId,
+) -> Option<Standing> {
+    let until = std::time::Instant::now() + TOKEN_WAIT;
+    loop {
+        let stats = match ctx.control.stats_job(ctx.server, token).await {
+            Ok(s) => s,
+            Err(Error::NotFound) => return Some(Standing::Missing),
+            Err(e) => {
+                // Never drop a job on doubt: run it; its step checks again.
+                tracing::warn!(tube = ctx.descriptor.tube, id, error = %e, "cannot read the chain's token; running the job");
+                return Some(Standing::Current);
+            }
+        };
+        let standing = chain::standing(id, env.gen, Some(&stats));
+        if standing != Standing::Superseded {
+            return Some(standing);
         }
-    };
-    match chain::standing(id, env.gen, Some(&stats)) {
-        Standing::Superseded => {
+        if stats.state != JobState::Reserved {
             // Only a job that exists supersedes this one: a token naming a
             // job that is gone is stale (beanstalkd lost or reverted it).
             let Some(named) = chain::named_by(stats.pri, env.gen, env.prev, id) else {
-                return Standing::Current;
+                return Some(Standing::Current);
             };
             match ctx.control.stats_job(ctx.server, named).await {
-                Ok(s) if !chain::is_token_tube(&s.tube) => Standing::Superseded,
+                Ok(s) if !chain::is_token_tube(&s.tube) && s.state != JobState::Reserved => {
+                    return Some(Standing::Superseded);
+                }
+                // Running, or stepping: wait for it to settle.
+                Ok(s) if !chain::is_token_tube(&s.tube) => {}
                 Ok(_) | Err(Error::NotFound) => {
                     tracing::warn!(
                         tube = ctx.descriptor.tube,
@@ -426,12 +478,15 @@ async fn token_standing(ctx: &Ctx, id: JobId, env: &Envelope<'_>, token: JobId) 
                         named,
                         "the chain's token names a job that is gone; this job carries the chain on"
                     );
-                    Standing::Current
+                    return Some(Standing::Current);
                 }
-                Err(_) => Standing::Current,
+                Err(_) => return Some(Standing::Current),
             }
         }
-        other => other,
+        if std::time::Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
