@@ -203,9 +203,22 @@ impl Client {
             };
             let max = self.inner.config.max_job_size;
             let r = enqueue(&mut conn, server, &p, u, max).await;
-            if r.is_ok() {
-                self.inner.unique[server].give(conn);
-            }
+            let r = r
+                .map(|(handle, reusable)| {
+                    if reusable {
+                        self.inner.unique[server].give(conn);
+                    }
+                    handle
+                })
+                .map_err(|(e, sent)| match e {
+                    // The job's put was written and the connection failed:
+                    // the job may exist (without its registry entry).
+                    Error::Io(_) | Error::Closed if sent => Error::OutcomeUnknown {
+                        addr: fleet.addr(server).to_owned(),
+                        reason: e.to_string(),
+                    },
+                    e => e,
+                });
             return r;
         }
     }
@@ -226,26 +239,35 @@ async fn open(addr: &str, config: &ClientConfig) -> Result<Connection, Error> {
     Ok(conn)
 }
 
-/// One unique enqueue on `conn`, holding the key's bucket.
+/// One unique enqueue on `conn`, holding the key's bucket. An error says
+/// whether the job's `put` had been written (its outcome may be unknown).
 async fn enqueue(
     conn: &mut Connection,
     server: usize,
     p: &PreparedPut,
     u: Unique,
     max: usize,
-) -> Result<JobHandle, Error> {
+) -> Result<(JobHandle, bool), (Error, bool)> {
     let bucket = bucket_tube(u.hash);
-    if let Some(handle) = taken_unlocked(conn, server, p, u, &bucket).await? {
-        return Ok(handle);
+    let early = |e| (e, false);
+    if let Some(handle) = taken_unlocked(conn, server, p, u, &bucket)
+        .await
+        .map_err(early)?
+    {
+        return Ok((handle, true));
     }
-    let held = lock(conn, &bucket).await?;
-    let r = decide(conn, server, p, u, max, &bucket, &held).await;
+    let held = lock(conn, &bucket).await.map_err(early)?;
+    let mut sent = false;
+    let r = decide(conn, server, p, u, max, &bucket, &held, &mut sent).await;
     // A new registry is in: the old ones go, which lets go; else (nothing
     // changed, or the enqueue failed) they are released.
     let replaced = matches!(r, Ok((_, true)));
-    let (handle, _) = r?;
-    finish(conn, &bucket, &held, replaced).await?;
-    Ok(handle)
+    let (handle, _) = r.map_err(|e| (e, sent))?;
+    // The answer stands even if letting go fails (the connection's end lets
+    // go; two registries left are merged by the next holder); only the
+    // connection is not kept.
+    let reusable = finish(conn, &bucket, &held, replaced).await.is_ok();
+    Ok((handle, reusable))
 }
 
 /// The existing job's handle if the registry beanstalkd has ready shows the
@@ -302,6 +324,7 @@ async fn taken(
 }
 
 /// The handle to return, and whether a new registry was put.
+#[allow(clippy::too_many_arguments)]
 async fn decide(
     conn: &mut Connection,
     server: usize,
@@ -310,6 +333,7 @@ async fn decide(
     max: usize,
     bucket: &str,
     held: &[Held],
+    sent: &mut bool,
 ) -> Result<(JobHandle, bool), Error> {
     let mut entries = merge(held.iter().map(|h| parse(&h.body)));
     if let Some(e) = entries.iter().find(|e| e.hash == u.hash) {
@@ -337,6 +361,7 @@ async fn decide(
             max,
         })
     } else {
+        *sent = true;
         put(conn, p.tube, p.pri, p.delay, p.ttr, &body).await
     };
     let id = match id {
