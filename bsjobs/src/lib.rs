@@ -219,7 +219,13 @@ pub mod __private {
             // so the function's log lines read like an async job's.
             let span = tracing::Span::current();
             let dispatch = tracing::dispatcher::get_default(Clone::clone);
-            let run = move || tracing::dispatcher::with_default(&dispatch, || span.in_scope(f));
+            // So is the job `current_job()` answers.
+            let job = bsjobs_core::worker::current_job();
+            let run = move || {
+                bsjobs_core::worker::with_current_job(job, || {
+                    tracing::dispatcher::with_default(&dispatch, || span.in_scope(f))
+                })
+            };
             match tokio::task::spawn_blocking(run).await {
                 Ok(r) => r,
                 Err(e) if e.is_panic() => {

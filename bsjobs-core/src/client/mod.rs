@@ -233,8 +233,9 @@ impl Client {
             }
         }
         if !p.raw {
-            let due = crate::worker::cron::now_ms() + i64::from(p.delay) * 1000;
-            crate::job::set_due(&mut p.body, due);
+            let now = crate::worker::cron::now_ms();
+            crate::job::set_enqueued(&mut p.body, now);
+            crate::job::set_due(&mut p.body, now + i64::from(p.delay) * 1000);
         }
         Ok(())
     }

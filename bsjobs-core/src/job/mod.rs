@@ -7,9 +7,9 @@ mod envelope;
 mod finite;
 
 pub use body::{decode_json, decode_text, BodyError};
-pub use context::JobContext;
+pub use context::{CurrentJob, JobContext};
 
-pub(crate) use enqueue::{secs_ceil, set_due, set_token};
+pub(crate) use enqueue::{secs_ceil, set_due, set_enqueued, set_token};
 pub use enqueue::{Enqueue, JobHandle, PreparedPut};
 
 pub use envelope::{Envelope, Fields, ENVELOPE_VERSION};

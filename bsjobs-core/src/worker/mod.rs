@@ -19,7 +19,10 @@ mod shutdown;
 mod status;
 mod tube;
 
-pub use execute::{current_job, CurrentJob};
+pub use crate::job::CurrentJob;
+pub use execute::current_job;
+#[doc(hidden)]
+pub use execute::with_current_job;
 pub use shutdown::Shutdown;
 pub use status::{ServerState, WorkerStatus};
 
