@@ -311,6 +311,11 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
         }
 
         #(#cfgs)*
+        impl #p::Job for #type_ident {
+            const TUBE: &'static str = #tube;
+        }
+
+        #(#cfgs)*
         #[allow(dead_code)]
         const _: () = {
             #handler_items

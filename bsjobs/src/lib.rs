@@ -144,7 +144,7 @@ pub use bsjobs_core::admin;
 pub use bsjobs_core::client::{Client, ClientConfig, ServerSpec, ServerStatus};
 pub use bsjobs_core::hook;
 pub use bsjobs_core::job::{
-    CatchUp, Enqueue, Failure, JobContext, JobDescriptor, JobError, JobHandle, JobOptions,
+    CatchUp, Enqueue, Failure, Job, JobContext, JobDescriptor, JobError, JobHandle, JobOptions,
     PreparedPut, Retry,
 };
 pub use bsjobs_core::proto::stats::{JobState, JobStats, ServerStats, TubeStats};
@@ -200,7 +200,7 @@ pub mod proto {
 pub mod __private {
     pub use bsjobs_core::job::{
         decode_json, decode_text, BodyError, CatchUp, Enqueue, Handler, HandlerFuture, IntoOutcome,
-        JobContext, JobDescriptor, JobHandle, JobOptions, Outcome,
+        Job, JobContext, JobDescriptor, JobHandle, JobOptions, Outcome,
     };
     pub use bsjobs_core::Error;
     pub use inventory;
