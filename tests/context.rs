@@ -93,7 +93,9 @@ async fn stamped(n: u32, ctx: JobContext) -> Result<(), String> {
 
 /// Milliseconds since the epoch, as the envelope writes them.
 fn ms(t: SystemTime) -> u128 {
-    t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis()
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -216,7 +216,11 @@ async fn a_per_job_hook_sees_only_its_job_inside_the_global_hooks() {
     shapes.sort();
     assert_eq!(
         shapes,
-        [vec!["G", "P", "run"], vec!["G", "P", "run"], vec!["G", "run"]]
+        [
+            vec!["G", "P", "run"],
+            vec!["G", "P", "run"],
+            vec!["G", "run"]
+        ]
     );
 
     // Metadata: both tags on the charge, in that order; the mail's only G.

@@ -490,7 +490,10 @@ macro_rules! job_with_callers_attribute {
     };
 }
 
-job_with_callers_attribute!(#[bsjobs::job(tube = "macro_attr")] macro_attr);
+job_with_callers_attribute!(
+    #[bsjobs::job(tube = "macro_attr")]
+    macro_attr
+);
 
 // The context's type named by the caller.
 macro_rules! job_with_callers_context_type {

@@ -310,7 +310,8 @@ mod tests {
             (4, 1, Some("ab"), Some(3), None)
         );
         assert_eq!(n.args.get(), r#"{"a":[1,2]}"#);
-        let first = Envelope::parse(br#"{"args":{},"id":"x","enq":1700000000123,"due":5}"#).unwrap();
+        let first =
+            Envelope::parse(br#"{"args":{},"id":"x","enq":1700000000123,"due":5}"#).unwrap();
         let retry = first.successor(3, 0, 1);
         let retry = Envelope::parse(&retry).unwrap();
         assert_eq!((retry.enq, retry.due), (Some(1_700_000_000_123), None));
