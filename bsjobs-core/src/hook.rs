@@ -29,7 +29,37 @@
 //! }
 //! ```
 //! Metadata set on the enqueue side travels in the envelope (`meta`) and is
-//! seen by the handler's side as [`CurrentJob::meta`].
+//! seen by the handler's side as [`JobContext::meta`](crate::job::JobContext::meta).
+//!
+//! # Per job
+//! [`Client::add_hook_for`](crate::Client::add_hook_for) and
+//! [`Worker::hook_for`](crate::Worker::hook_for) register a hook for one
+//! job type, named by the type `#[bsjobs::job]` generates: it sees that
+//! job's enqueues, runs and events and nothing else. The hooks of a job run
+//! in this order: the global ones first, each group in the order it was
+//! registered; so a global hook's `around` wraps the job's own hooks, and
+//! a global `on_enqueue` has run when the job's own sees the job.
+//!
+//! ```
+//! # use bsjobs::hook::Hook;
+//! # struct Timing; impl Hook for Timing {}
+//! # struct MarkFailed; impl Hook for MarkFailed {}
+//! #[bsjobs::job(tube = "charge")]
+//! async fn charge(order: u64) {}
+//!
+//! # fn main() -> Result<(), bsjobs::Error> {
+//! let worker = bsjobs::Worker::from_url("beanstalk://127.0.0.1:11300")?
+//!     .hook_for::<Charge>(MarkFailed) // inside Timing, for Charge only
+//!     .hook(Timing); // every job
+//! # let _ = worker; Ok(()) }
+//! ```
+//! Naming a type that is not a job does not compile:
+//! ```compile_fail
+//! # struct Timing; impl bsjobs::hook::Hook for Timing {}
+//! # fn f(client: &bsjobs::Client) {
+//! client.add_hook_for::<String>(Timing);
+//! # }
+//! ```
 
 use crate::job::HandlerFuture;
 use crate::proto::JobId;

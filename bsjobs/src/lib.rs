@@ -73,6 +73,40 @@
 //! # }
 //! ```
 //!
+//! # The job's life around the handler
+//!
+//! A job keeps one identity, [`JobHandle::identity`], for its whole life,
+//! while [`JobHandle::id`] is only the *current* beanstalkd job: a retry,
+//! the copy a burial leaves and each run of a chain are new beanstalkd
+//! jobs. The handler sees both, and when the job was first enqueued, in its
+//! [`JobContext`]; returning a [`JobError`] gives up at once or picks the
+//! retry delay:
+//!
+//! ```
+//! use bsjobs::{JobContext, JobError};
+//! use std::time::Duration;
+//!
+//! #[bsjobs::job(tube = "invoice", retries = 5)]
+//! async fn invoice(order: u64, ctx: JobContext) -> Result<(), JobError> {
+//!     let waited = ctx.enqueued_at.and_then(|t| t.elapsed().ok());
+//!     println!("invoice {:?} (attempt {}, waited {waited:?})", ctx.identity, ctx.attempt);
+//!     match order {
+//!         // Buried now; its body keeps `err`: the error, the attempt, when,
+//!         // the host and pid (the README shows one).
+//!         0 => Err(JobError::permanent("order 0 does not exist")),
+//!         // Tried again in a minute, while retries are left.
+//!         1 => Err(JobError::retry_in(Duration::from_secs(60), "ledger locked")),
+//!         _ => Ok(()),
+//!     }
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! [Hooks](hook) see and shape the jobs a [`Client`] enqueues and wrap the
+//! runs of a [`Worker`]; registered for one job type
+//! ([`Client::add_hook_for`], [`Worker::hook_for`]), they see only that
+//! job, inside the global ones.
+//!
 //! # Run a worker
 //!
 //! ```no_run
