@@ -7,20 +7,28 @@ use std::time::SystemTime;
 /// of the job's arguments (`enqueue` does not take it) but is filled in by
 /// the worker for each run:
 ///
-/// ```ignore
+/// ```
 /// use bsjobs::JobContext;
 ///
 /// #[bsjobs::job(tube = "charge", retries = 5)]
 /// async fn charge(order: u64, ctx: JobContext) -> Result<(), String> {
 ///     if ctx.attempt > 1 {
-///         println!("order {order}: attempt {} (job {})", ctx.attempt, ctx.id);
+///         // `id` is this attempt's beanstalkd job; `identity` and
+///         // `enqueued_at` are the same for every attempt.
+///         let waited = ctx.enqueued_at.and_then(|t| t.elapsed().ok());
+///         println!(
+///             "order {order}: attempt {} (job {}, {:?}), enqueued {waited:?} ago",
+///             ctx.attempt, ctx.id, ctx.identity
+///         );
 ///     }
 ///     Ok(())
 /// }
 ///
+/// # async fn app() -> Result<(), bsjobs::Error> {
 /// Charge::enqueue(42).await?; // the context is not an argument
+/// # Ok(()) }
+/// # fn main() {}
 /// ```
-/// (The `bsjobs` crate's documentation has this example as a doctest.)
 ///
 /// The function stays an ordinary function: to call it directly, for
 /// instance in a unit test, make a context with [`JobContext::new`].
@@ -32,7 +40,8 @@ use std::time::SystemTime;
 ///
 /// # One type for handlers and hooks
 /// The same value is what [`current_job`](crate::worker::current_job)
-/// returns inside an `async` handler and what [hooks](crate::hook) see
+/// returns inside a handler (async or plain `fn`) and what
+/// [hooks](crate::hook) see
 /// (there under its other name, [`CurrentJob`]): a handler that wants it
 /// without changing its signature calls `bsjobs::current_job()`, and a
 /// hook reads the fields a handler reads.
