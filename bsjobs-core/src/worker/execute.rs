@@ -54,6 +54,11 @@ pub fn with_current_job<R>(job: Option<JobContext>, f: impl FnOnce() -> R) -> R 
     }
 }
 
+/// `started` run with `job` as what [`current_job`] returns.
+pub(super) fn in_scope(job: JobContext, started: HandlerFuture) -> HandlerFuture {
+    Box::pin(CURRENT.scope(job, started))
+}
+
 /// When the next run of a repeating job is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Cadence {
@@ -471,7 +476,7 @@ async fn run(
         });
         ctx.hooks.wrap(&current, started)
     };
-    let started: HandlerFuture = Box::pin(CURRENT.scope(current, started));
+    let started = in_scope(current, started);
     Ok(supervise(started, o.timeout).await)
 }
 
