@@ -336,12 +336,16 @@ async fn burials_survive_server_kills_and_lose_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-static IDENTITIES: Mutex<Vec<(u64, Option<String>)>> = Mutex::new(Vec::new());
+type Seen = (u64, Option<String>, Option<std::time::SystemTime>);
+static IDENTITIES: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
 
 #[bsjobs::job(tube = "l_identity", retries = 1, backoff = "1s")]
 async fn identified() -> Result<(), String> {
     let j = bsjobs::current_job().unwrap();
-    IDENTITIES.lock().unwrap().push((j.id, j.identity));
+    IDENTITIES
+        .lock()
+        .unwrap()
+        .push((j.id, j.identity, j.enqueued_at));
     Err("fails".into())
 }
 
@@ -377,6 +381,9 @@ async fn a_job_keeps_one_identity_across_retries_burial_and_kicks() {
             .all(|s| s.1.as_deref() == Some(handle.identity.as_str())),
         "{seen:?}"
     );
+    // And one first-enqueue time, the kick included.
+    assert!(seen[0].2.is_some());
+    assert!(seen.iter().all(|s| s.2 == seen[0].2), "{seen:?}");
     sd.trigger();
     h.await.unwrap().unwrap();
 }

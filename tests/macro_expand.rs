@@ -415,3 +415,94 @@ async fn a_raw_handler_gets_the_body_in_its_shape() {
         );
     }
 }
+
+// Jobs whose names (and, in one, parameters) come from `macro_rules!`
+// fragments: the generated code must resolve its own locals in the
+// attribute's context, whatever the syntax context of the function's name.
+macro_rules! plain_job_named {
+    ($name:ident) => {
+        #[bsjobs::job]
+        fn $name(n: u32, ctx: JobContext) {
+            record(stringify!($name), format!("{n} {}", ctx.id));
+        }
+    };
+}
+
+macro_rules! async_job_named {
+    ($name:ident, $tube:literal, $arg:ident: $ty:ty) => {
+        #[bsjobs::job(tube = $tube, retries = 1)]
+        async fn $name($arg: $ty) -> Result<(), String> {
+            record(stringify!($name), $arg.to_string());
+            Ok(())
+        }
+    };
+}
+
+macro_rules! raw_job_named {
+    ($name:ident) => {
+        #[bsjobs::job(raw)]
+        async fn $name(text: String, ctx: JobContext) {
+            record(stringify!($name), format!("{text} {}", ctx.attempt));
+        }
+    };
+}
+
+plain_job_named!(macro_plain);
+async_job_named!(macro_async, "macro_async_tube", who: String);
+raw_job_named!(macro_raw);
+
+#[tokio::test]
+async fn jobs_defined_by_macro_rules_compile_and_run() {
+    call("macro_plain", r#"{"n":4}"#).unwrap().await.unwrap();
+    assert!(called("macro_plain", "4 1"));
+    assert_eq!(MacroAsync::TUBE, "macro_async_tube");
+    assert_eq!(MacroAsync::OPTIONS.retries, 1);
+    call("macro_async", r#"{"who":"ada"}"#)
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(called("macro_async", "ada"));
+    let put = MacroAsync::new("bob".into()).into_put().unwrap();
+    assert_eq!(body(&put), json!({"v": 1, "args": {"who": "bob"}}));
+    let (run, context) = call_raw("macro_raw", b"hi", JobContext::new("macro_raw", 3));
+    assert!(context);
+    run.unwrap().await.unwrap();
+    assert!(called("macro_raw", "hi 1"));
+    let mut ctx = JobContext::new("macro_attr", 1);
+    ctx.run = 6;
+    call_with("macro_attr", r#"{"n":2}"#, ctx)
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(called("macro_attr", "2 6"));
+}
+
+// The attribute written by the macro's caller, the function by the macro:
+// the attribute's call site and the function's tokens are in different
+// syntax contexts.
+macro_rules! job_with_callers_attribute {
+    (#[$attr:meta] $name:ident) => {
+        #[$attr]
+        async fn $name(n: u32, ctx: JobContext) -> Result<(), String> {
+            record(stringify!($name), format!("{n} {}", ctx.run));
+            Ok(())
+        }
+    };
+}
+
+job_with_callers_attribute!(
+    #[bsjobs::job(tube = "macro_attr")]
+    macro_attr
+);
+
+// The context's type named by the caller.
+macro_rules! job_with_callers_context_type {
+    ($name:ident, $context:ident) => {
+        #[bsjobs::job]
+        fn $name(ctx: $context) {
+            record(stringify!($name), ctx.tube);
+        }
+    };
+}
+
+job_with_callers_context_type!(macro_ctx_type, JobContext);

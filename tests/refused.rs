@@ -52,7 +52,7 @@ fn near_limit(overhead: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_too_big_for_the_server_keeps_the_job_buried() {
     let (srv, client) = limited();
-    let handle = Big::new(near_limit(105))
+    let handle = Big::new(near_limit(125))
         .client(&client)
         .enqueue()
         .await
@@ -117,9 +117,10 @@ async fn retries_refused_by_a_draining_server_keep_every_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chain_whose_next_run_is_refused_keeps_its_job_and_token() {
     let (srv, client) = limited();
-    // Room for the first envelope (100 bytes around the payload with chain
-    // id, token id and due time), not for the `run`, `prev` and `gen` of the next run.
-    let handle = BigChain::new(near_limit(115))
+    // Room for the first envelope (120 bytes around the payload with chain
+    // id, token id, due and enqueue times), not for the `run`, `prev` and
+    // `gen` of the next run.
+    let handle = BigChain::new(near_limit(135))
         .client(&client)
         .enqueue()
         .await

@@ -29,11 +29,42 @@
 //! }
 //! ```
 //! Metadata set on the enqueue side travels in the envelope (`meta`) and is
-//! seen by the handler's side as [`CurrentJob::meta`].
+//! seen by the handler's side as [`JobContext::meta`](crate::job::JobContext::meta).
+//!
+//! # Per job
+//! [`Client::add_hook_for`](crate::Client::add_hook_for) and
+//! [`Worker::hook_for`](crate::Worker::hook_for) register a hook for one
+//! job type, named by the type `#[bsjobs::job]` generates: it sees that
+//! job's enqueues, runs and events and nothing else. The hooks of a job run
+//! in this order: the global ones first, each group in the order it was
+//! registered; so a global hook's `around` wraps the job's own hooks, and
+//! a global `on_enqueue` has run when the job's own sees the job.
+//!
+//! ```
+//! # use bsjobs::hook::Hook;
+//! # struct Timing; impl Hook for Timing {}
+//! # struct MarkFailed; impl Hook for MarkFailed {}
+//! #[bsjobs::job(tube = "charge")]
+//! async fn charge(order: u64) {}
+//!
+//! # fn main() -> Result<(), bsjobs::Error> {
+//! let worker = bsjobs::Worker::from_url("beanstalk://127.0.0.1:11300")?
+//!     .hook_for::<Charge>(MarkFailed) // inside Timing, for Charge only
+//!     .hook(Timing); // every job
+//! # let _ = worker; Ok(()) }
+//! ```
+//! Naming a type that is not a job does not compile:
+//! ```compile_fail
+//! # struct Timing; impl bsjobs::hook::Hook for Timing {}
+//! # fn f(client: &bsjobs::Client) {
+//! client.add_hook_for::<String>(Timing);
+//! # }
+//! ```
 
 use crate::job::HandlerFuture;
 use crate::proto::JobId;
 pub use crate::worker::CurrentJob;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Observes and shapes jobs; see the [module docs](self).
@@ -134,9 +165,56 @@ pub enum Event<'a> {
     },
 }
 
-/// The hooks of one side, in order of registration.
+/// The hooks one job sees, in order: the global ones, then its own.
 #[derive(Clone, Default)]
-pub(crate) struct Hooks(pub(crate) Vec<std::sync::Arc<dyn Hook>>);
+pub(crate) struct Hooks(pub(crate) Vec<Arc<dyn Hook>>);
+
+/// The hooks registered on one side: global ones, and per-job ones keyed
+/// by the job's tube (one tube, one job type).
+#[derive(Clone, Default)]
+pub(crate) struct HookSet {
+    global: Vec<Arc<dyn Hook>>,
+    per_job: Vec<(&'static str, Arc<dyn Hook>)>,
+}
+
+impl std::fmt::Debug for HookSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} global hooks, {} per-job hooks",
+            self.global.len(),
+            self.per_job.len()
+        )
+    }
+}
+
+impl HookSet {
+    /// Adds a hook for every job.
+    pub(crate) fn add(&mut self, hook: Arc<dyn Hook>) {
+        self.global.push(hook);
+    }
+
+    /// Adds a hook for the jobs of `tube` only.
+    pub(crate) fn add_for(&mut self, tube: &'static str, hook: Arc<dyn Hook>) {
+        self.per_job.push((tube, hook));
+    }
+
+    /// The hooks a job of `tube` sees: the global ones first (outermost),
+    /// then its own, each group in order of registration.
+    pub(crate) fn iter_for<'a>(&'a self, tube: &'a str) -> impl Iterator<Item = &'a Arc<dyn Hook>> {
+        self.global.iter().chain(
+            self.per_job
+                .iter()
+                .filter(move |(t, _)| *t == tube)
+                .map(|(_, h)| h),
+        )
+    }
+
+    /// [`HookSet::iter_for`], collected.
+    pub(crate) fn for_tube(&self, tube: &str) -> Hooks {
+        Hooks(self.iter_for(tube).cloned().collect())
+    }
+}
 
 impl std::fmt::Debug for Hooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

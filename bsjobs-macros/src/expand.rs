@@ -113,7 +113,7 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
         Some(ty) => quote!(#ty),
         None => quote!(()),
     };
-    let outcome_span = output.as_ref().map_or_else(|| ident.span(), |t| t.span());
+    let outcome_span = at(output.as_ref().map_or_else(|| ident.span(), |t| t.span()));
     let outcome = quote_spanned!(outcome_span=> __bsjobs_into_outcome::<#outcome_ty>);
     // The arguments in the function's order, with the context at its place.
     let mut inputs: Vec<TokenStream> = match raw {
@@ -126,10 +126,11 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
             // A type named `JobContext` that is not bsjobs' is reported here,
             // at the parameter's type.
             let ty = &c.ty;
-            quote_spanned!(ty.span()=> let __bsjobs_ctx: #ty = __bsjobs_ctx;)
+            quote_spanned!(at(ty.span())=> let __bsjobs_ctx: #ty = __bsjobs_ctx;)
         }
         None => quote!(let _ = __bsjobs_ctx;),
     };
+    // Spanned at the name itself: no generated local is named in these.
     let call = quote_spanned!(ident.span()=> #ident(#(#inputs),*));
     let run = if *is_async {
         quote_spanned! {ident.span()=>
@@ -145,6 +146,8 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
     } else {
         quote!(__bsjobs_args)
     };
+    // The function's own span, its syntax context too: `line!()` names
+    // the line of the outermost expansion of the span it is given.
     let file = quote_spanned!(ident.span()=> ::core::file!());
     let line = quote_spanned!(ident.span()=> ::core::line!());
 
@@ -308,6 +311,11 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
         }
 
         #(#cfgs)*
+        impl #p::Job for #type_ident {
+            const TUBE: &'static str = #tube;
+        }
+
+        #(#cfgs)*
         #[allow(dead_code)]
         const _: () = {
             #handler_items
@@ -324,6 +332,16 @@ fn generate(job: &Job, func: &ItemFn) -> TokenStream {
             }
         };
     }
+}
+
+/// A span that points at `user` (errors are reported there) but resolves
+/// names like the rest of the generated code. A user's token can come from
+/// another syntax context than the attribute (a function's name or a type
+/// passed into a `macro_rules!` that writes the attribute): spanned at it
+/// whole, a generated local such as `__bsjobs_ctx` would not see its own
+/// binding.
+fn at(user: Span) -> Span {
+    Span::call_site().located_at(user)
 }
 
 /// `JobOptions { priority: 10, ..JobOptions::DEFAULT }` with only the given fields.

@@ -73,6 +73,40 @@
 //! # }
 //! ```
 //!
+//! # The job's life around the handler
+//!
+//! A job keeps one identity, [`JobHandle::identity`], for its whole life,
+//! while [`JobHandle::id`] is only the *current* beanstalkd job: a retry,
+//! the copy a burial leaves and each run of a chain are new beanstalkd
+//! jobs. The handler sees both, and when the job was first enqueued, in its
+//! [`JobContext`]; returning a [`JobError`] gives up at once or picks the
+//! retry delay:
+//!
+//! ```
+//! use bsjobs::{JobContext, JobError};
+//! use std::time::Duration;
+//!
+//! #[bsjobs::job(tube = "invoice", retries = 5)]
+//! async fn invoice(order: u64, ctx: JobContext) -> Result<(), JobError> {
+//!     let waited = ctx.enqueued_at.and_then(|t| t.elapsed().ok());
+//!     println!("invoice {:?} (attempt {}, waited {waited:?})", ctx.identity, ctx.attempt);
+//!     match order {
+//!         // Buried now; its body keeps `err`: the error, the attempt, when,
+//!         // the host and pid (the README shows one).
+//!         0 => Err(JobError::permanent("order 0 does not exist")),
+//!         // Tried again in a minute, while retries are left.
+//!         1 => Err(JobError::retry_in(Duration::from_secs(60), "ledger locked")),
+//!         _ => Ok(()),
+//!     }
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! [Hooks](hook) see and shape the jobs a [`Client`] enqueues and wrap the
+//! runs of a [`Worker`]; registered for one job type
+//! ([`Client::add_hook_for`], [`Worker::hook_for`]), they see only that
+//! job, inside the global ones.
+//!
 //! # Run a worker
 //!
 //! ```no_run
@@ -144,7 +178,7 @@ pub use bsjobs_core::admin;
 pub use bsjobs_core::client::{Client, ClientConfig, ServerSpec, ServerStatus};
 pub use bsjobs_core::hook;
 pub use bsjobs_core::job::{
-    CatchUp, Enqueue, Failure, JobContext, JobDescriptor, JobError, JobHandle, JobOptions,
+    CatchUp, Enqueue, Failure, Job, JobContext, JobDescriptor, JobError, JobHandle, JobOptions,
     PreparedPut, Retry,
 };
 pub use bsjobs_core::proto::stats::{JobState, JobStats, ServerStats, TubeStats};
@@ -200,7 +234,7 @@ pub mod proto {
 pub mod __private {
     pub use bsjobs_core::job::{
         decode_json, decode_text, BodyError, CatchUp, Enqueue, Handler, HandlerFuture, IntoOutcome,
-        JobContext, JobDescriptor, JobHandle, JobOptions, Outcome,
+        Job, JobContext, JobDescriptor, JobHandle, JobOptions, Outcome,
     };
     pub use bsjobs_core::Error;
     pub use inventory;
@@ -219,7 +253,13 @@ pub mod __private {
             // so the function's log lines read like an async job's.
             let span = tracing::Span::current();
             let dispatch = tracing::dispatcher::get_default(Clone::clone);
-            let run = move || tracing::dispatcher::with_default(&dispatch, || span.in_scope(f));
+            // So is the job `current_job()` answers.
+            let job = bsjobs_core::worker::current_job();
+            let run = move || {
+                bsjobs_core::worker::with_current_job(job, || {
+                    tracing::dispatcher::with_default(&dispatch, || span.in_scope(f))
+                })
+            };
             match tokio::task::spawn_blocking(run).await {
                 Ok(r) => r,
                 Err(e) if e.is_panic() => {

@@ -91,6 +91,10 @@ pub struct EnvelopeView {
     /// Why the last attempt failed, when the worker recorded it (`err`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When the job was first enqueued, Unix milliseconds (`enq`; a
+    /// chain's: when the chain was enqueued).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enqueued_at_ms: Option<i64>,
 }
 
 fn state_str<S: serde::Serializer>(s: &JobState, ser: S) -> Result<S::Ok, S::Error> {
@@ -131,6 +135,7 @@ pub fn decode_body(tube: &str, body: &[u8]) -> Body {
                 identity: env.identity().map(str::to_owned),
                 tok: extra.as_ref().and_then(|e| e.tok),
                 error: extra.and_then(|e| e.err).map(error_text),
+                enqueued_at_ms: env.enq,
             })
         }
         Err(e) => {
@@ -193,7 +198,7 @@ mod tests {
     fn decodes_envelopes_tokens_and_raw_bodies() {
         let b = decode_body(
             "email",
-            br#"{"v":1,"args":{"to":"<script>"},"attempt":2,"chain":"c1","gen":3,"prev":7,"tok":5,"err":"boom"}"#,
+            br#"{"v":1,"args":{"to":"<script>"},"attempt":2,"chain":"c1","gen":3,"prev":7,"tok":5,"err":"boom","enq":1795756527405}"#,
         );
         let Body::Envelope(e) = b else {
             panic!("{b:?}")
@@ -205,6 +210,7 @@ mod tests {
         );
         assert_eq!(e.error.as_deref(), Some("boom"));
         assert_eq!(e.tok, Some(5));
+        assert_eq!(e.enqueued_at_ms, Some(1_795_756_527_405));
 
         let b = decode_body(
             "x",

@@ -124,7 +124,7 @@ pub struct Client {
 
 struct Inner {
     config: ClientConfig,
-    hooks: std::sync::RwLock<crate::hook::Hooks>,
+    hooks: std::sync::RwLock<crate::hook::HookSet>,
     /// `lanes[server][lane]`.
     lanes: Vec<Vec<Lane>>,
     next: AtomicUsize,
@@ -207,14 +207,47 @@ impl Client {
             .hooks
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .0
-            .push(Arc::new(hook));
+            .add(Arc::new(hook));
     }
 
-    /// Runs the enqueue hooks on `p` and stamps when it becomes due.
+    /// Adds a [hook](crate::hook) that sees (and may change or refuse) the
+    /// jobs of type `J` only (the type `#[bsjobs::job]` generates), that
+    /// this client and its clones enqueue from now on. Global hooks
+    /// ([`Client::add_hook`]) see a job first, then its own.
+    ///
+    /// ```
+    /// use bsjobs::hook::{Hook, Outgoing};
+    ///
+    /// #[bsjobs::job(tube = "charge")]
+    /// async fn charge(order: u64) {}
+    ///
+    /// /// No charges while the payment provider is down.
+    /// struct Maintenance;
+    /// impl Hook for Maintenance {
+    ///     fn on_enqueue(&self, _job: &mut Outgoing<'_>) -> Result<(), String> {
+    ///         Err("payments are paused".into())
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> Result<(), bsjobs::Error> {
+    /// let client = bsjobs::Client::new("beanstalk://127.0.0.1:11300")?;
+    /// client.add_hook_for::<Charge>(Maintenance); // other jobs go through
+    /// # Ok(()) }
+    /// ```
+    pub fn add_hook_for<J: crate::job::Job>(&self, hook: impl crate::hook::Hook) {
+        self.inner
+            .hooks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .add_for(J::TUBE, Arc::new(hook));
+    }
+
+    /// Runs the enqueue hooks on `p` and stamps when it is enqueued and
+    /// when it becomes due.
     fn prepare(&self, p: &mut PreparedPut) -> Result<(), Error> {
         let hooks = self.inner.hooks.read().unwrap_or_else(|p| p.into_inner());
-        if !hooks.is_empty() {
+        let mut hooks = hooks.iter_for(p.tube).peekable();
+        if hooks.peek().is_some() {
             let mut out = crate::hook::Outgoing {
                 tube: p.tube,
                 priority: p.pri,
@@ -222,7 +255,7 @@ impl Client {
                 ttr: p.ttr,
                 meta: serde_json::Map::new(),
             };
-            for h in &hooks.0 {
+            for h in hooks {
                 h.on_enqueue(&mut out).map_err(Error::Refused)?;
             }
             p.pri = out.priority;
@@ -238,8 +271,9 @@ impl Client {
             }
         }
         if !p.raw {
-            let due = crate::worker::cron::now_ms() + i64::from(p.delay) * 1000;
-            crate::job::set_due(&mut p.body, due);
+            let now = crate::worker::cron::now_ms();
+            crate::job::set_enqueued(&mut p.body, now);
+            crate::job::set_due(&mut p.body, now + i64::from(p.delay) * 1000);
         }
         Ok(())
     }

@@ -7,27 +7,44 @@ use std::time::SystemTime;
 /// of the job's arguments (`enqueue` does not take it) but is filled in by
 /// the worker for each run:
 ///
-/// ```ignore
+/// ```
 /// use bsjobs::JobContext;
 ///
 /// #[bsjobs::job(tube = "charge", retries = 5)]
 /// async fn charge(order: u64, ctx: JobContext) -> Result<(), String> {
 ///     if ctx.attempt > 1 {
-///         println!("order {order}: attempt {} (job {})", ctx.attempt, ctx.id);
+///         // `id` is this attempt's beanstalkd job; `identity` and
+///         // `enqueued_at` are the same for every attempt.
+///         let waited = ctx.enqueued_at.and_then(|t| t.elapsed().ok());
+///         println!(
+///             "order {order}: attempt {} (job {}, {:?}), enqueued {waited:?} ago",
+///             ctx.attempt, ctx.id, ctx.identity
+///         );
 ///     }
 ///     Ok(())
 /// }
 ///
+/// # async fn app() -> Result<(), bsjobs::Error> {
 /// Charge::enqueue(42).await?; // the context is not an argument
+/// # Ok(()) }
+/// # fn main() {}
 /// ```
-/// (The `bsjobs` crate's documentation has this example as a doctest.)
 ///
 /// The function stays an ordinary function: to call it directly, for
 /// instance in a unit test, make a context with [`JobContext::new`].
 ///
 /// Counters start at 1. A retry or the next run of a repeating job is a new
 /// beanstalkd job, so [`id`](Self::id) changes between attempts and runs;
-/// `chain` does not.
+/// [`identity`](Self::identity), `chain` and
+/// [`enqueued_at`](Self::enqueued_at) do not.
+///
+/// # One type for handlers and hooks
+/// The same value is what [`current_job`](crate::worker::current_job)
+/// returns inside a handler (async or plain `fn`) and what
+/// [hooks](crate::hook) see
+/// (there under its other name, [`CurrentJob`]): a handler that wants it
+/// without changing its signature calls `bsjobs::current_job()`, and a
+/// hook reads the fields a handler reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct JobContext {
@@ -47,13 +64,26 @@ pub struct JobContext {
     pub chain: Option<String>,
     /// Index of the server (in the worker's list) the job came from.
     pub server: usize,
-    /// A stable identity of the job, the same across retries, runs and
-    /// kicks; `None` where the runtime does not provide one yet.
-    pub job: Option<String>,
-    /// When the job was first enqueued; `None` where not known (a producer
-    /// that did not record it, or a runtime that does not provide it yet).
+    /// The job's stable identity, the same across retries, burial, kicks
+    /// and the runs of a chain (see `JobHandle::identity`); `None` for a
+    /// body put without one (another language's producer, a raw job).
+    pub identity: Option<String>,
+    /// When the job was first enqueued (the envelope's `enq`), the same for
+    /// every attempt; for a repeating chain, when the chain was enqueued,
+    /// the same for every run. A raw job's is its age in beanstalkd (reset
+    /// by nothing but a new put). `None` when not known: a body put without
+    /// `enq` by another producer.
     pub enqueued_at: Option<SystemTime>,
+    /// The tick of a cron job's schedule this run is for (Unix seconds).
+    pub tick: Option<i64>,
+    /// Metadata enqueue hooks added (the envelope's `meta`).
+    pub meta: Option<serde_json::Value>,
 }
+
+/// The job a handler runs for, as [hooks](crate::hook) and
+/// [`current_job`](crate::worker::current_job) name it: the same type as
+/// [`JobContext`] (hooks were written against this name first; both stay).
+pub type CurrentJob = JobContext;
 
 impl JobContext {
     /// A context for the first attempt of the first run of job `id` in
@@ -68,8 +98,10 @@ impl JobContext {
             run: 1,
             chain: None,
             server: 0,
-            job: None,
+            identity: None,
             enqueued_at: None,
+            tick: None,
+            meta: None,
         }
     }
 }

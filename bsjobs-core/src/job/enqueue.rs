@@ -359,6 +359,15 @@ pub(crate) fn set_due(body: &mut Vec<u8>, due_ms: i64) {
     let _ = write!(body, ",\"due\":{due_ms}}}");
 }
 
+/// Adds `"enq":<ms>` (when the job is first enqueued) to an envelope
+/// written by [`Envelope::write`] without one.
+pub(crate) fn set_enqueued(body: &mut Vec<u8>, enq_ms: i64) {
+    use std::io::Write as _;
+    debug_assert_eq!(body.last(), Some(&b'}'));
+    body.pop();
+    let _ = write!(body, ",\"enq\":{enq_ms}}}");
+}
+
 /// A 128-bit random id in hex.
 pub(crate) fn new_chain_id() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))

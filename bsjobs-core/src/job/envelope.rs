@@ -61,6 +61,12 @@ pub struct Envelope<'a> {
     /// put plus its delay. Queue latency is measured from here.
     #[serde(default)]
     pub due: Option<i64>,
+    /// When the job was first enqueued, in Unix milliseconds: stamped by
+    /// the producer's client and copied unchanged by every job that
+    /// continues it (retries, burial copies, the runs of a chain, whose
+    /// `enq` is when the chain was enqueued).
+    #[serde(default)]
+    pub enq: Option<i64>,
     /// Metadata added by enqueue hooks, as a JSON object.
     #[serde(default, borrow)]
     pub meta: Option<&'a RawValue>,
@@ -152,6 +158,9 @@ impl<'a> Envelope<'a> {
         if let Some(d) = fields.due {
             let _ = write!(out, ",\"due\":{d}");
         }
+        if let Some(e) = fields.enq {
+            let _ = write!(out, ",\"enq\":{e}");
+        }
         for (key, raw) in [
             ("meta", fields.meta),
             ("err", fields.err),
@@ -234,6 +243,7 @@ impl<'a> Envelope<'a> {
             tok: self.tok,
             tick: self.tick,
             due: self.due,
+            enq: self.enq,
             meta: self.meta.map(RawValue::get),
             err: self.err.map(RawValue::get),
             history: self.history.map(RawValue::get),
@@ -266,6 +276,8 @@ pub struct Fields<'a> {
     pub tick: Option<i64>,
     /// When the job is due (Unix milliseconds).
     pub due: Option<i64>,
+    /// When the job was first enqueued (Unix milliseconds).
+    pub enq: Option<i64>,
     /// Hook metadata: a JSON object, written as is.
     pub meta: Option<&'a str>,
     /// Burial record: a JSON object, written as is.
@@ -298,6 +310,15 @@ mod tests {
             (4, 1, Some("ab"), Some(3), None)
         );
         assert_eq!(n.args.get(), r#"{"a":[1,2]}"#);
+        let first =
+            Envelope::parse(br#"{"args":{},"id":"x","enq":1700000000123,"due":5}"#).unwrap();
+        let retry = first.successor(3, 0, 1);
+        let retry = Envelope::parse(&retry).unwrap();
+        assert_eq!((retry.enq, retry.due), (Some(1_700_000_000_123), None));
+        assert_eq!(
+            Envelope::parse(&retry.successor_at(4, 1, 60)).unwrap().enq,
+            Some(1_700_000_000_123)
+        );
         let t = Envelope::parse(br#"{"args":{},"chain":"c","tok":77}"#).unwrap();
         assert_eq!(
             Envelope::parse(&t.successor(1, 1, 0)).unwrap().tok,

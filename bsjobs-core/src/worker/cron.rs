@@ -455,6 +455,8 @@ async fn put_job(
             tok: Some(token),
             tick: Some(tick),
             gen,
+            // The chain's enqueue: when a worker put its first job.
+            enq: Some(now_ms()),
             ..Fields::default()
         },
     );

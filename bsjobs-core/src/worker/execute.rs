@@ -34,39 +34,30 @@ pub(super) struct Ctx {
     pub(super) shutdown: Shutdown,
 }
 
-/// The job a handler is running for, as [`current_job`] returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CurrentJob {
-    /// beanstalkd id of the job being run (the current job, not the
-    /// chain: retries and later runs are new jobs).
-    pub id: JobId,
-    /// Its tube.
-    pub tube: &'static str,
-    /// Index of its server in the worker's URL.
-    pub server: usize,
-    /// Successful runs of its repeating chain before this one.
-    pub run: u32,
-    /// Failed attempts of this run before this one.
-    pub attempt: u32,
-    /// Chain id of a repeating or cron job.
-    pub chain: Option<String>,
-    /// The job's stable identity (see `JobHandle::identity`), when its
-    /// envelope has one.
-    pub identity: Option<String>,
-    /// The tick of a cron job's schedule this run is for (Unix seconds).
-    pub tick: Option<i64>,
-    /// Metadata enqueue hooks added (the envelope's `meta`).
-    pub meta: Option<serde_json::Value>,
-}
-
 tokio::task_local! {
-    static CURRENT: CurrentJob;
+    static CURRENT: JobContext;
 }
 
-/// The job the calling task runs for, when called from inside an `async`
-/// job handler (the task the worker runs it on); `None` elsewhere.
-pub fn current_job() -> Option<CurrentJob> {
+/// The job the calling code runs for, when called from inside an `async`
+/// or plain `fn` job handler: the same [`JobContext`] a job function can
+/// take as a parameter. `None` elsewhere.
+pub fn current_job() -> Option<JobContext> {
     CURRENT.try_with(Clone::clone).ok()
+}
+
+/// Runs `f` (a plain `fn` job, on a blocking thread) with `job` as what
+/// [`current_job`] returns, so that it answers there as in an `async` job.
+#[doc(hidden)]
+pub fn with_current_job<R>(job: Option<JobContext>, f: impl FnOnce() -> R) -> R {
+    match job {
+        Some(job) => CURRENT.sync_scope(job, f),
+        None => f(),
+    }
+}
+
+/// `started` run with `job` as what [`current_job`] returns.
+pub(super) fn in_scope(job: JobContext, started: HandlerFuture) -> HandlerFuture {
+    Box::pin(CURRENT.scope(job, started))
 }
 
 /// When the next run of a repeating job is due.
@@ -276,7 +267,7 @@ pub(super) async fn execute(ctx: &Ctx, id: JobId, body: &[u8]) -> Verdict {
         Err(v) => v,
     };
     if !ctx.hooks.is_empty() {
-        let job = current_of(ctx, id, &env);
+        let job = context(ctx, id, &env);
         let event = match (&failure, &verdict) {
             (None, _) => Event::Succeeded { job: &job, took },
             (Some(error), Verdict::BuryCopy { .. } | Verdict::Bury { .. }) => {
@@ -513,7 +504,8 @@ async fn run(
     let d = ctx.descriptor;
     let o = &d.options;
     let pri = env.pri.unwrap_or(o.priority);
-    let job = context(ctx, id, env);
+    let current = context(ctx, id, env);
+    let job = current.clone();
     let decoded = std::panic::catch_unwind(|| handler(env.args.get(), job));
     let error = match decoded {
         Ok(Ok(fut)) => Ok(fut),
@@ -530,7 +522,6 @@ async fn run(
             return Err(bury(id, env, pri, env.attempt, &error, cron::now_ms()));
         }
     };
-    let current = current_of(ctx, id, env);
     let started = if ctx.hooks.is_empty() {
         started
     } else {
@@ -542,7 +533,7 @@ async fn run(
         });
         ctx.hooks.wrap(&current, started)
     };
-    let started: HandlerFuture = Box::pin(CURRENT.scope(current, started));
+    let started = in_scope(current, started);
     Ok(supervise(started, o.timeout).await)
 }
 
@@ -567,29 +558,22 @@ pub(super) async fn supervise(started: HandlerFuture, timeout: Option<u32>) -> R
     }
 }
 
-/// What the handler of job `id` is told about it.
+/// What the handler of job `id`, and the hooks around it, are told about
+/// it.
 fn context(ctx: &Ctx, id: JobId, env: &Envelope<'_>) -> JobContext {
     let mut job = JobContext::new(ctx.descriptor.tube, id);
     job.attempt = env.attempt.saturating_add(1);
     job.run = env.run.saturating_add(1);
     job.chain = env.chain.map(str::to_owned);
     job.server = ctx.server;
-    job.job = env.identity().map(str::to_owned);
+    job.identity = env.identity().map(str::to_owned);
+    job.enqueued_at = env
+        .enq
+        .and_then(|ms| u64::try_from(ms).ok())
+        .map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(ms));
+    job.tick = env.tick;
+    job.meta = env.meta.and_then(|m| serde_json::from_str(m.get()).ok());
     job
-}
-
-fn current_of(ctx: &Ctx, id: JobId, env: &Envelope<'_>) -> CurrentJob {
-    CurrentJob {
-        id,
-        tube: ctx.descriptor.tube,
-        server: ctx.server,
-        run: env.run,
-        attempt: env.attempt,
-        chain: env.chain.map(str::to_owned),
-        identity: env.identity().map(str::to_owned),
-        tick: env.tick,
-        meta: env.meta.and_then(|m| serde_json::from_str(m.get()).ok()),
-    }
 }
 
 /// What to do with job `id` after its run: a pure function of the run's

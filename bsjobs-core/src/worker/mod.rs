@@ -19,12 +19,15 @@ mod shutdown;
 mod status;
 mod tube;
 
-pub use execute::{current_job, CurrentJob};
+pub use crate::job::CurrentJob;
+pub use execute::current_job;
+#[doc(hidden)]
+pub use execute::with_current_job;
 pub use shutdown::Shutdown;
 pub use status::{ServerState, WorkerStatus};
 
 use crate::client::{Client, ClientConfig};
-use crate::hook::{Hook, Hooks};
+use crate::hook::{Hook, HookSet};
 use crate::job::JobDescriptor;
 use crate::Error;
 use std::collections::HashMap;
@@ -57,7 +60,7 @@ pub struct Worker {
     per_tube: HashMap<String, usize>,
     grace: Duration,
     shutdown: Option<Shutdown>,
-    hooks: Hooks,
+    hooks: HookSet,
     metrics: Option<std::net::SocketAddr>,
     status: Option<WorkerStatus>,
 }
@@ -72,7 +75,7 @@ impl Worker {
             per_tube: HashMap::new(),
             grace: Duration::from_secs(30),
             shutdown: None,
-            hooks: Hooks::default(),
+            hooks: HookSet::default(),
             metrics: None,
             status: None,
         }
@@ -143,7 +146,39 @@ impl Worker {
     /// lifecycle event; hooks run in the order they are added, the first
     /// outermost.
     pub fn hook(mut self, hook: impl Hook) -> Self {
-        self.hooks.0.push(std::sync::Arc::new(hook));
+        self.hooks.add(std::sync::Arc::new(hook));
+        self
+    }
+
+    /// Adds a [hook](crate::hook) for the jobs of one type only, `J` (the
+    /// type `#[bsjobs::job]` generates: `Charge` for `charge`): it wraps
+    /// their runs and hears their events, and sees no other job. A job's
+    /// global hooks ([`Worker::hook`]) are outside its own: they run first
+    /// and wrap the per-job ones, whatever the order of registration.
+    ///
+    /// ```
+    /// use bsjobs::hook::{Event, Hook};
+    ///
+    /// #[bsjobs::job(tube = "charge", retries = 5)]
+    /// async fn charge(order: u64) {}
+    ///
+    /// /// Marks an order failed once its charge is given up.
+    /// struct MarkFailed;
+    /// impl Hook for MarkFailed {
+    ///     fn on_event(&self, event: &Event<'_>) {
+    ///         if let Event::Buried { job, error } = event {
+    ///             eprintln!("charge {:?} given up: {error}", job.identity);
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// # fn main() -> Result<(), bsjobs::Error> {
+    /// let worker = bsjobs::Worker::from_url("beanstalk://127.0.0.1:11300")?
+    ///     .hook_for::<Charge>(MarkFailed);
+    /// # let _ = worker; Ok(()) }
+    /// ```
+    pub fn hook_for<J: crate::job::Job>(mut self, hook: impl Hook) -> Self {
+        self.hooks.add_for(J::TUBE, std::sync::Arc::new(hook));
         self
     }
 
@@ -226,9 +261,7 @@ impl Worker {
         let mut hooks = self.hooks.clone();
         if let Some(addr) = self.metrics {
             let m = crate::metrics::Metrics::new();
-            hooks
-                .0
-                .push(std::sync::Arc::new(crate::metrics::MetricsHook(m.clone())));
+            hooks.add(std::sync::Arc::new(crate::metrics::MetricsHook(m.clone())));
             tasks.spawn(crate::metrics::serve(
                 addr,
                 m,
@@ -254,7 +287,7 @@ impl Worker {
                     shutdown: shutdown.clone(),
                     control: control.clone(),
                     log: log.clone(),
-                    hooks: hooks.clone(),
+                    hooks: hooks.for_tube(d.tube),
                     status: status.clone(),
                 });
                 tasks.spawn(lp.run());

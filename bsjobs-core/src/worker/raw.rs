@@ -40,10 +40,17 @@
 //! # Cost
 //! A held job takes one unit of the tube's concurrency for its backoff
 //! (default 5 s, doubling per retry, capped at 1 h), and one `stats-job`
-//! per failure (and per run when the function takes a `JobContext`).
+//! per failure (and per run when the function takes a `JobContext` or the
+//! worker has hooks for the job, which see the same context).
+//!
+//! # Hooks
+//! A raw job's run is wrapped by its hooks and sends their events as an
+//! enveloped job's does; `Started` has no queue latency (the body carries
+//! no due time).
 
-use super::execute::{backoff, supervise, Ctx, RunResult};
+use super::execute::{backoff, in_scope, supervise, Ctx, RunResult};
 use super::settle::Verdict;
+use crate::hook::Event;
 use crate::job::{JobContext, JobOptions, RawHandler};
 use crate::proto::stats::JobStats;
 use crate::proto::JobId;
@@ -59,17 +66,25 @@ pub(super) async fn execute(
 ) -> Verdict {
     let d = ctx.descriptor;
     let o = &d.options;
-    let mut stats = if context { read(ctx, id).await } else { None };
+    let hooked = !ctx.hooks.is_empty();
+    // Hooks see the same context a handler would.
+    let mut stats = if context || hooked {
+        read(ctx, id).await
+    } else {
+        None
+    };
     let mut job = JobContext::new(d.tube, id);
     job.server = ctx.server;
     if let Some(s) = &stats {
         job.attempt = failed_before(s.releases, s.kicks, o.retries).saturating_add(1);
         job.enqueued_at = SystemTime::now().checked_sub(Duration::from_secs(s.age));
     }
+    let current = job.clone();
     let started = match std::panic::catch_unwind(|| run(body, job)) {
         Ok(Ok(fut)) => fut,
         Ok(Err(e)) => {
             tracing::error!(tube = d.tube, id, error = %e, "cannot decode job body; burying it");
+            undecodable(ctx, id, &e.to_string());
             return Verdict::Bury {
                 pri: priority(ctx, id, &mut stats).await,
             };
@@ -77,13 +92,33 @@ pub(super) async fn execute(
         Err(p) => {
             let msg = super::panic_message(&*p);
             tracing::error!(tube = d.tube, id, error = %msg, "job body panicked while decoding; burying it");
+            undecodable(ctx, id, &msg);
             return Verdict::Bury {
                 pri: priority(ctx, id, &mut stats).await,
             };
         }
     };
-    let failure = match supervise(started, o.timeout).await {
-        RunResult::Ok => return Verdict::Delete,
+    let started = if hooked {
+        // A raw body carries no due time: no queue latency.
+        ctx.hooks.event(&Event::Started {
+            job: &current,
+            waited: None,
+        });
+        ctx.hooks.wrap(&current, started)
+    } else {
+        started
+    };
+    let began = std::time::Instant::now();
+    let result = supervise(in_scope(current.clone(), started), o.timeout).await;
+    let took = began.elapsed();
+    let failure = match result {
+        RunResult::Ok => {
+            ctx.hooks.event(&Event::Succeeded {
+                job: &current,
+                took,
+            });
+            return Verdict::Delete;
+        }
         RunResult::Failed(e) => e,
     };
     let error = failure.message.as_str();
@@ -114,6 +149,10 @@ pub(super) async fn execute(
                 error,
                 "job failed and its retries are spent; burying it"
             );
+            ctx.hooks.event(&Event::Buried {
+                job: &current,
+                error,
+            });
             Verdict::Bury { pri }
         }
         Decision::Retry { attempt, delay } => {
@@ -125,10 +164,24 @@ pub(super) async fn execute(
                 error,
                 "job failed; holding it for the backoff, then releasing it"
             );
+            ctx.hooks.event(&Event::Failed {
+                job: &current,
+                error,
+                retry_in: delay,
+                took,
+            });
             hold(ctx, delay).await;
             Verdict::Release { pri }
         }
     }
+}
+
+fn undecodable(ctx: &Ctx, id: JobId, error: &str) {
+    ctx.hooks.event(&Event::Undecodable {
+        tube: ctx.descriptor.tube,
+        id,
+        error,
+    });
 }
 
 /// What becomes of a raw job that failed.
