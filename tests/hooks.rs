@@ -318,3 +318,84 @@ async fn a_raw_job_is_wrapped_by_its_hooks_and_sends_their_events() {
         .count();
     assert_eq!(wrapped, 2);
 }
+
+static ENDS: Mutex<Vec<(&'static str, bsjobs::hook::ChainEnd)>> = Mutex::new(Vec::new());
+
+/// Records `ChainEnded` events.
+struct Ends;
+
+impl Hook for Ends {
+    fn on_event(&self, event: &Event<'_>) {
+        if let Event::ChainEnded { tube, reason, .. } = event {
+            let tube: &'static str = match *tube {
+                "hk_twice" => "hk_twice",
+                "hk_long" => "hk_long",
+                _ => "other",
+            };
+            ENDS.lock().unwrap().push((tube, *reason));
+        }
+    }
+}
+
+static TWICE: AtomicU32 = AtomicU32::new(0);
+
+#[bsjobs::job(tube = "hk_twice", repeat = "1s", max = 2)]
+async fn twice() {
+    TWICE.fetch_add(1, Ordering::SeqCst);
+}
+
+static LONG_STARTED: AtomicBool = AtomicBool::new(false);
+
+#[bsjobs::job(tube = "hk_long", repeat = "1h")]
+async fn long_run() {
+    LONG_STARTED.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+}
+
+/// A chain's end is an event: once when `max` is reached, once when a
+/// run in progress learns at its step that the chain was cancelled; a
+/// one-shot job's end is not a chain's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_of_a_chain_is_an_event() {
+    let (srv, client) = server();
+    let worker = bsjobs::Worker::from_url(&srv.url()).unwrap().hook(Ends);
+    let (sd, h) = spawn_configured(worker, &["hk_twice", "hk_long", "hk_mail"]);
+    Twice::new().client(&client).enqueue().await.unwrap();
+    let long = LongRun::new().client(&client).enqueue().await.unwrap();
+    Mail::new("a@b".into())
+        .client(&client)
+        .enqueue()
+        .await
+        .unwrap();
+    assert!(
+        until(Duration::from_secs(5), || async {
+            LONG_STARTED.load(Ordering::SeqCst)
+        })
+        .await
+    );
+    assert!(
+        !long.cancel(&client).await.unwrap(),
+        "running: ends at its step"
+    );
+    let ends = || ENDS.lock().unwrap().clone();
+    assert!(
+        until(Duration::from_secs(8), || async { ends().len() >= 2 }).await,
+        "{:?}",
+        ends()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut got = ends();
+    got.sort_by_key(|(t, _)| *t);
+    use bsjobs::hook::ChainEnd;
+    assert_eq!(
+        got,
+        [
+            ("hk_long", ChainEnd::Cancelled),
+            ("hk_twice", ChainEnd::MaxRuns)
+        ]
+    );
+    assert_eq!(TWICE.load(Ordering::SeqCst), 2);
+    assert_eq!(counts(&client, "hk_long").await.live(), 0);
+    sd.trigger();
+    h.await.unwrap().unwrap();
+}

@@ -154,6 +154,17 @@ pub enum Event<'a> {
         /// The last error's text.
         error: &'a str,
     },
+    /// A repeating (or cron) chain ended: its last run is done (`max`
+    /// reached), or it was cancelled; its last job and its token are
+    /// deleted.
+    ChainEnded {
+        /// Its tube.
+        tube: &'a str,
+        /// beanstalkd id of its last job.
+        id: JobId,
+        /// Why it ended.
+        reason: ChainEnd,
+    },
     /// The body could not be decoded; the job was buried without running.
     Undecodable {
         /// Its tube.
@@ -163,6 +174,16 @@ pub enum Event<'a> {
         /// Why.
         error: &'a str,
     },
+}
+
+/// Why a chain ended ([`Event::ChainEnded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChainEnd {
+    /// It ran `max` times.
+    MaxRuns,
+    /// It was cancelled ([`JobHandle::cancel`](crate::job::JobHandle::cancel)).
+    Cancelled,
 }
 
 /// The hooks one job sees, in order: the global ones, then its own.

@@ -223,6 +223,7 @@ impl Hook for MetricsHook {
             Event::Undecodable { tube: t, .. } => {
                 m.undecodable.get_or_create(&tube(t)).inc();
             }
+            Event::ChainEnded { .. } => {}
         }
     }
 }

@@ -36,6 +36,7 @@ use super::log::Limiter;
 use super::settle::{Note, Progress, Settle, Verdict};
 use super::Shutdown;
 use crate::client::{Client, ClientConfig, Connection};
+use crate::hook::ChainEnd;
 use crate::job::JobDescriptor;
 use crate::proto::{Command, JobId, Response};
 use crate::Error;
@@ -808,6 +809,19 @@ impl TubeLoop {
             ),
             Note::Cancelled => tracing::info!(tube, id, "repeating job cancelled; the chain ends here"),
             Note::Ended => tracing::debug!(tube, id, "chain ended"),
+        }
+        // A unique one-shot job also ends through its token: only a
+        // repeating or cron job's end is a chain's.
+        let o = &self.s.descriptor.options;
+        let reason = match n {
+            Note::Cancelled => Some(ChainEnd::Cancelled),
+            Note::Ended => Some(ChainEnd::MaxRuns),
+            _ => None,
+        };
+        if let Some(reason) = reason.filter(|_| o.repeat.is_some() || o.cron.is_some()) {
+            self.s
+                .hooks
+                .event(&crate::hook::Event::ChainEnded { tube, id, reason });
         }
     }
 
