@@ -2,7 +2,7 @@
 //! `--worker-only`, `--enqueue-only` or `--raw-recv-only`. Each prints
 //! `READY`, its results as `KEY k=v …` lines, and `BYE` when it is done.
 
-use crate::jobs::{self, Noop};
+use crate::jobs;
 use crate::proc::{proc_status_kb, self_cpu_s};
 use crate::raw::{
     noop_body, quantiles, raw, raw_drain, raw_put, raw_use, receive_timestamps, NOOP,
@@ -13,12 +13,14 @@ use bsjobs::{Client, ClientConfig, Shutdown, Worker};
 use std::io::BufRead as _;
 use std::time::{Duration, Instant};
 
-/// `--worker-only --url U --tubes a,b [--concurrency N|default] [--expect N] [--skip K] [--grace-ms G]`
+/// `--worker-only --url U --tubes a,b [--concurrency N|default] [--expect N] [--skip K] [--grace-ms G] [--hook]`
 ///
-/// Prints `READY`, then (with `--expect`) `DONE …` once that many noop jobs
-/// ran and the first tube is empty; stops on `stop` or EOF on stdin, then
-/// prints the latencies it recorded (the first `K` of each series skipped
-/// as warm-up), the chain runs it made, and `BYE`.
+/// Prints `READY`, then (with `--expect`) `DONE …` once that many counting
+/// jobs (noop and the lifecycle jobs) ran and the first tube has none
+/// ready, reserved or delayed; stops on `stop` or EOF on stdin, then prints
+/// the latencies it recorded (the first `K` of each series skipped as
+/// warm-up), the chain runs it made, what the `--hook` ([`jobs::CountHook`])
+/// saw, and `BYE`.
 pub(crate) async fn worker(args: &[String]) {
     let url = arg(args, "--url").expect("--url").to_owned();
     let tubes: Vec<String> = arg(args, "--tubes")
@@ -41,6 +43,9 @@ pub(crate) async fn worker(args: &[String]) {
     if let Some(ms) = arg_u64(args, "--grace-ms") {
         w = w.grace(Duration::from_millis(ms));
     }
+    if args.iter().any(|a| a == "--hook") {
+        w = w.hook(jobs::CountHook);
+    }
     // `BSJOBS_METRICS_ADDR=127.0.0.1:0 bench --only drain` measures the
     // worker with its metrics on (an ephemeral port per worker child).
     if let Ok(addr) = std::env::var("BSJOBS_METRICS_ADDR") {
@@ -55,11 +60,12 @@ pub(crate) async fn worker(args: &[String]) {
     if let Some(done_rx) = done_rx {
         let at = done_rx.await.expect("handler signal");
         let handlers_s = at.duration_since(t0).as_secs_f64();
-        // The tube is empty once the last deletes are in: poll for it.
+        // The tube is empty once the last deletes are in (a burial's
+        // delayed copy buried): poll for it.
         let c = Client::new(&url).expect("client");
         loop {
             let st = c.stats_tube(0, &tubes[0]).await.expect("stats-tube");
-            if st.current_jobs_ready + st.current_jobs_reserved == 0 {
+            if st.current_jobs_ready + st.current_jobs_reserved + st.current_jobs_delayed == 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -89,6 +95,7 @@ pub(crate) async fn worker(args: &[String]) {
         print_series(name, v[skip..].iter().map(|(_, l)| *l).collect());
     }
     println!("CHAINS runs={}", jobs::chain_runs());
+    println!("{}", jobs::hook_line());
     println!("BYE");
 }
 
@@ -131,20 +138,36 @@ fn stdin_stop() -> tokio::sync::oneshot::Receiver<()> {
     rx
 }
 
-/// `--enqueue-only --url U --mode one|conc|bulk|raw --jobs N [--tasks T]`:
-/// enqueues N noop jobs (plus one warm-up job, before the clock starts) with
-/// the generated API and the process-wide client (`raw`: with sequential raw
-/// puts of the same body on one connection to the URL's first server, the
-/// control for `one` measured in the same kind of process), prints
-/// `RESULT secs=…`.
+/// `--enqueue-only --url U --mode one|conc|bulk|raw --jobs N [--tasks T] [--job noop|ctx|unique|fail] [--hook]`:
+/// enqueues N jobs (noop unless `--job` names another; plus one warm-up job,
+/// before the clock starts) with the generated API and the process-wide
+/// client (`raw`: with sequential raw puts of the noop body on one
+/// connection to the URL's first server, the control for `one` measured in
+/// the same kind of process), with [`jobs::TagHook`] on the client if
+/// `--hook`; prints `RESULT secs=… cpu_s=… existing=…` (`existing`: the
+/// enqueues, warm-up included, that found a unique job already there).
 pub(crate) async fn enqueue(args: &[String]) {
     let url = arg(args, "--url").expect("--url");
     let mode = arg(args, "--mode").expect("--mode").to_owned();
     let n = arg_u64(args, "--jobs").expect("--jobs");
     let tasks = arg_u64(args, "--tasks").unwrap_or(64);
-    assert!(Client::set_global(Client::new(url).expect("client")));
+    let job = jobs::job_by_name(arg(args, "--job").unwrap_or("noop"));
+    let client = Client::new(url).expect("client");
+    if args.iter().any(|a| a == "--hook") {
+        client.add_hook(jobs::TagHook);
+    }
+    assert!(Client::set_global(client));
+    let existing = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = |h: bsjobs::JobHandle, existing: &std::sync::atomic::AtomicU64| {
+        if h.existing {
+            existing.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
     // Connect (and `use` the tube) before the clock starts.
-    Noop::enqueue(u64::MAX).await.expect("warm-up enqueue");
+    count(
+        job(u64::MAX).enqueue().await.expect("warm-up enqueue"),
+        &existing,
+    );
     // The control's connection, also ready before the clock starts.
     let mut conn = if mode == "raw" {
         let addr = ClientConfig::from_url(url).expect("url").servers[0].clone();
@@ -159,7 +182,7 @@ pub(crate) async fn enqueue(args: &[String]) {
     match mode.as_str() {
         "one" => {
             for i in 0..n {
-                Noop::enqueue(i).await.expect("enqueue");
+                count(job(i).enqueue().await.expect("enqueue"), &existing);
             }
         }
         "raw" => {
@@ -181,10 +204,11 @@ pub(crate) async fn enqueue(args: &[String]) {
         "conc" => {
             let mut set = tokio::task::JoinSet::new();
             for t in 0..tasks {
+                let existing = existing.clone();
                 set.spawn(async move {
                     let mut i = t;
                     while i < n {
-                        Noop::enqueue(i).await.expect("enqueue");
+                        count(job(i).enqueue().await.expect("enqueue"), &existing);
                         i += tasks;
                     }
                 });
@@ -195,16 +219,20 @@ pub(crate) async fn enqueue(args: &[String]) {
         }
         "bulk" => {
             let client = Client::global().expect("global client");
-            let out = client.enqueue_many((0..n).map(Noop::new)).await;
+            let out = client.enqueue_many((0..n).map(job)).await;
             assert_eq!(out.len() as u64, n);
             for r in out {
-                r.expect("bulk enqueue");
+                count(r.expect("bulk enqueue"), &existing);
             }
         }
         m => panic!("unknown --mode {m}"),
     }
     let secs = t0.elapsed().as_secs_f64();
-    println!("RESULT secs={secs:.6} cpu_s={:.6}", self_cpu_s());
+    println!(
+        "RESULT secs={secs:.6} cpu_s={:.6} existing={}",
+        self_cpu_s(),
+        existing.load(std::sync::atomic::Ordering::Relaxed)
+    );
 }
 
 /// For profiling a worker by hand: `--prefill-only --addr 127.0.0.1:P --jobs N`.

@@ -2,6 +2,9 @@
 //! only counts or records when it started, so that what is measured is
 //! bsjobs and beanstalkd, not the work.
 
+use bsjobs::hook::{CurrentJob, Event, Hook, Outgoing};
+// `HandlerFuture` is not re-exported by the facade (only `__private`).
+use bsjobs_core::job::HandlerFuture;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -20,16 +23,113 @@ pub(crate) fn noop_signal(n: u64) -> tokio::sync::oneshot::Receiver<Instant> {
     rx
 }
 
-/// The drained job: does nothing but count.
-#[bsjobs::job(tube = "bench_noop")]
-pub(crate) async fn noop(n: u64) {
-    let _ = n;
+/// Counts one handler run towards [`noop_signal`]: every drained job calls it.
+fn count_done() {
     let done = NOOP_DONE.fetch_add(1, Ordering::Relaxed) + 1;
     if done == NOOP_TARGET.load(Ordering::Relaxed) {
         if let Some(tx) = NOOP_SIGNAL.lock().unwrap().take() {
             let _ = tx.send(Instant::now());
         }
     }
+}
+
+/// The drained job: does nothing but count.
+#[bsjobs::job(tube = "bench_noop")]
+pub(crate) async fn noop(n: u64) {
+    let _ = n;
+    count_done();
+}
+
+// ─────────── the lifecycle scenario's jobs and hooks (issue 12) ───────────
+
+/// The no-op job taking the worker's [`bsjobs::JobContext`].
+#[bsjobs::job(tube = "bench_ctx")]
+pub(crate) async fn with_ctx(n: u64, ctx: bsjobs::JobContext) {
+    let _ = (n, ctx.attempt);
+    count_done();
+}
+
+/// The no-op job, unique per argument for an hour.
+#[bsjobs::job(tube = "bench_unique", unique_for = "1h")]
+pub(crate) async fn unique(n: u64) {
+    let _ = n;
+    count_done();
+}
+
+/// Fails at once with no retry: the worker buries it with its error record.
+#[bsjobs::job(tube = "bench_fail", retries = 0)]
+pub(crate) async fn fail(n: u64) -> Result<(), String> {
+    count_done();
+    Err(format!("job {n} fails on purpose"))
+}
+
+/// The job of `--job NAME` in the enqueue child.
+pub(crate) fn job_by_name(name: &str) -> fn(u64) -> bsjobs::Enqueue {
+    match name {
+        "noop" => Noop::new,
+        "ctx" => WithCtx::new,
+        "unique" => Unique::new,
+        "fail" => Fail::new,
+        other => panic!("unknown --job {other:?} (noop, ctx, unique, fail)"),
+    }
+}
+
+/// The client hook of the lifecycle scenario: one `meta` entry per job.
+pub(crate) struct TagHook;
+
+impl Hook for TagHook {
+    fn on_enqueue(&self, job: &mut Outgoing<'_>) -> Result<(), String> {
+        job.set_meta("bench", "lifecycle");
+        Ok(())
+    }
+}
+
+static HOOK_WRAPPED: AtomicU64 = AtomicU64::new(0);
+static HOOK_TAGGED: AtomicU64 = AtomicU64::new(0);
+static HOOK_STARTED: AtomicU64 = AtomicU64::new(0);
+static HOOK_SUCCEEDED: AtomicU64 = AtomicU64::new(0);
+static HOOK_RUN_NS: AtomicU64 = AtomicU64::new(0);
+
+/// The worker hook of the lifecycle scenario: an `around` wrapper that
+/// times each run and counts the jobs carrying [`TagHook`]'s entry, and
+/// `on_event` counting starts and successes.
+pub(crate) struct CountHook;
+
+impl Hook for CountHook {
+    fn around(&self, job: &CurrentJob, run: HandlerFuture) -> HandlerFuture {
+        HOOK_WRAPPED.fetch_add(1, Ordering::Relaxed);
+        if job.meta.as_ref().and_then(|m| m.get("bench")).is_some() {
+            HOOK_TAGGED.fetch_add(1, Ordering::Relaxed);
+        }
+        Box::pin(async move {
+            let t0 = Instant::now();
+            let out = run.await;
+            HOOK_RUN_NS.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            out
+        })
+    }
+
+    fn on_event(&self, event: &Event<'_>) {
+        match event {
+            Event::Started { .. } => HOOK_STARTED.fetch_add(1, Ordering::Relaxed),
+            Event::Succeeded { .. } => HOOK_SUCCEEDED.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
+}
+
+/// `HOOK wrapped=… tagged=… started=… succeeded=… run_ns=…`: what
+/// [`CountHook`] saw in this process.
+pub(crate) fn hook_line() -> String {
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    format!(
+        "HOOK wrapped={} tagged={} started={} succeeded={} run_ns={}",
+        get(&HOOK_WRAPPED),
+        get(&HOOK_TAGGED),
+        get(&HOOK_STARTED),
+        get(&HOOK_SUCCEEDED),
+        get(&HOOK_RUN_NS)
+    )
 }
 
 /// Latency samples by series name: (sent, enqueue → handler start), in ns.

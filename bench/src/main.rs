@@ -93,7 +93,8 @@ struct Opts {
     only: Option<Vec<String>>,
     /// Worker concurrency for flatness, mixed, binlog and chains when `drain` is not run.
     conc: Option<usize>,
-    /// Runs of each latency scenario (latency, idle, pickup); ranges are printed.
+    /// Runs of each latency scenario (latency, idle, pickup) and rounds of
+    /// `lifecycle`; ranges are printed.
     repeat: Option<usize>,
     /// Live `repeat = "1h"` chains on the server in `chains`.
     chains: Option<u64>,
@@ -104,11 +105,21 @@ struct Opts {
 const USAGE: &str =
     "bench [--quick | --full] [--jobs N] [--only SCENARIOS] [--conc N] [--repeat N] \
 [--chains N] [--chains-1s N]
-  SCENARIOS: comma-separated, of enqueue,fleet,drain,flat,mixed,latency,idle,pickup,binlog,chains";
+  SCENARIOS: comma-separated, of enqueue,fleet,drain,flat,mixed,latency,idle,pickup,binlog,chains,lifecycle";
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 10] = [
-    "enqueue", "fleet", "drain", "flat", "mixed", "latency", "idle", "pickup", "binlog", "chains",
+const SCENARIOS: [&str; 11] = [
+    "enqueue",
+    "fleet",
+    "drain",
+    "flat",
+    "mixed",
+    "latency",
+    "idle",
+    "pickup",
+    "binlog",
+    "chains",
+    "lifecycle",
 ];
 
 impl Opts {
@@ -186,6 +197,8 @@ struct Plan {
     idle: Duration,
     idle_probes: usize,
     repeat: usize,
+    /// Rounds of `lifecycle`: `--repeat`, else 3 in every mode.
+    lifecycle_rounds: usize,
     pickup_probes: usize,
     pickup_gap: Duration,
     pickup_hold: Duration,
@@ -216,6 +229,7 @@ impl Plan {
                 idle: Duration::from_secs(3),
                 idle_probes: 5,
                 repeat: 1,
+                lifecycle_rounds: 3,
                 pickup_probes: 15,
                 pickup_gap: Duration::from_millis(137),
                 pickup_hold: Duration::from_secs(8),
@@ -236,6 +250,7 @@ impl Plan {
                 idle: Duration::from_secs(10),
                 idle_probes: 10,
                 repeat: 3,
+                lifecycle_rounds: 3,
                 pickup_probes: 40,
                 pickup_gap: Duration::from_millis(137),
                 pickup_hold: Duration::from_secs(20),
@@ -256,6 +271,7 @@ impl Plan {
                 idle: Duration::from_secs(10),
                 idle_probes: 20,
                 repeat: 5,
+                lifecycle_rounds: 3,
                 pickup_probes: 40,
                 pickup_gap: Duration::from_millis(137),
                 pickup_hold: Duration::from_secs(20),
@@ -266,6 +282,7 @@ impl Plan {
         };
         if let Some(r) = o.repeat {
             p.repeat = r;
+            p.lifecycle_rounds = r;
         }
         if let Some(n) = o.chains {
             p.chains = n;
@@ -464,6 +481,7 @@ async fn bench(opts: Opts) {
             "pickup" => scenarios::pickup::run(&mut b).await,
             "binlog" => scenarios::binlog::run(&mut b).await,
             "chains" => scenarios::chains::run(&mut b).await,
+            "lifecycle" => scenarios::lifecycle::run(&mut b).await,
             _ => unreachable!("every scenario has a module"),
         }
     }

@@ -160,8 +160,22 @@ pub(crate) async fn drain_on(
     tubes: &[&str],
 ) -> Drain {
     assert_eq!(tubes.first(), Some(&NOOP), "the drained tube comes first");
+    drain_child(srv, n, conc, tubes, &[]).await.0
+}
+
+/// A worker child (with `extra` arguments, such as `--hook`) watching
+/// `tubes` runs until `n` counting jobs ran and the first tube has none
+/// ready, reserved or delayed; returns the drain and every line the child
+/// printed when it stopped.
+pub(crate) async fn drain_child(
+    srv: &Beanstalkd,
+    n: u64,
+    conc: Option<usize>,
+    tubes: &[&str],
+    extra: &[&str],
+) -> (Drain, Vec<String>) {
     let s0 = server_stats(&srv.addr()).await;
-    let mut child = ChildProc::spawn(&args(&[
+    let mut a = args(&[
         "--worker-only",
         "--url",
         &srv.url(),
@@ -171,13 +185,15 @@ pub(crate) async fn drain_on(
         &conc.map_or("default".into(), |c| c.to_string()),
         "--expect",
         &n.to_string(),
-    ]));
+    ]);
+    a.extend(args(extra));
+    let mut child = ChildProc::spawn(&a);
     let ready = child.line("READY", Duration::from_secs(30)).await;
     let done = child.line("DONE", Duration::from_secs(1800)).await;
     let worker_cpu_s = proc_cpu_s(child.pid);
     let s1 = server_stats(&srv.addr()).await;
-    child.stop().await;
-    Drain {
+    let lines = child.stop().await;
+    let d = Drain {
         conc,
         n,
         handlers_s: kv(&done, "handlers_s"),
@@ -186,5 +202,6 @@ pub(crate) async fn drain_on(
         rss0_kb: kv(&ready, "rss_kb") as u64,
         worker_cpu_s,
         server_cpu_s: server_cpu(&s1) - server_cpu(&s0),
-    }
+    };
+    (d, lines)
 }

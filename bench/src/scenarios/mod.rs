@@ -12,6 +12,7 @@ pub(crate) mod flat;
 pub(crate) mod fleet;
 pub(crate) mod idle;
 pub(crate) mod latency;
+pub(crate) mod lifecycle;
 pub(crate) mod mixed;
 pub(crate) mod pickup;
 
