@@ -75,8 +75,8 @@ impl Hook for Watch {
     fn around(
         &self,
         job: &CurrentJob,
-        run: bsjobs::__private::HandlerFuture,
-    ) -> bsjobs::__private::HandlerFuture {
+        run: bsjobs::hook::HandlerFuture,
+    ) -> bsjobs::hook::HandlerFuture {
         let (id, name) = (job.id, self.name);
         // Recorded when the wrapped run starts: an outer hook's future
         // starts before the one it wraps.

@@ -182,8 +182,8 @@ impl Hook for Recorder {
     fn around(
         &self,
         _job: &bsjobs::CurrentJob,
-        run: bsjobs::__private::HandlerFuture,
-    ) -> bsjobs::__private::HandlerFuture {
+        run: bsjobs::hook::HandlerFuture,
+    ) -> bsjobs::hook::HandlerFuture {
         let wrapped = self.wrapped.clone();
         Box::pin(async move {
             wrapped.fetch_add(1, Ordering::SeqCst);

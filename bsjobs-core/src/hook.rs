@@ -28,6 +28,28 @@
 //!     }
 //! }
 //! ```
+//! Wrapping every run, like a tower layer ([`HandlerFuture`] is the run;
+//! its [`Outcome`] is `Ok(())` or the [`Failure`] the worker acts on):
+//!
+//! ```
+//! use bsjobs::hook::{HandlerFuture, Hook};
+//! use bsjobs::CurrentJob;
+//!
+//! struct Timing;
+//!
+//! impl Hook for Timing {
+//!     fn around(&self, job: &CurrentJob, run: HandlerFuture) -> HandlerFuture {
+//!         let (tube, id) = (job.tube, job.id);
+//!         Box::pin(async move {
+//!             let began = std::time::Instant::now();
+//!             let outcome = run.await;
+//!             eprintln!("{tube} {id}: ok={} in {:?}", outcome.is_ok(), began.elapsed());
+//!             outcome
+//!         })
+//!     }
+//! }
+//! ```
+//!
 //! Metadata set on the enqueue side travels in the envelope (`meta`) and is
 //! seen by the handler's side as [`JobContext::meta`](crate::job::JobContext::meta).
 //!
@@ -61,7 +83,7 @@
 //! # }
 //! ```
 
-use crate::job::HandlerFuture;
+pub use crate::job::{Failure, HandlerFuture, Outcome};
 use crate::proto::JobId;
 pub use crate::worker::CurrentJob;
 use std::sync::Arc;

@@ -105,19 +105,29 @@ pub(crate) fn parse(body: &[u8]) -> Vec<Entry> {
     if lines.next() != Some(HEAD) {
         return Vec::new();
     }
-    lines
-        .filter_map(|line| {
-            let mut f = line.split(' ');
-            let e = Entry {
-                hash: u64::from_str_radix(f.next()?, 16).ok()?,
-                token: f.next()?.parse().ok()?,
-                first: f.next()?.parse().ok()?,
-                until_ms: f.next()?.parse().ok()?,
-                identity: f.next()?.to_owned(),
-            };
-            f.next().is_none().then_some(e)
-        })
-        .collect()
+    lines.filter_map(parse_line).collect()
+}
+
+fn parse_line(line: &str) -> Option<Entry> {
+    let mut f = line.split(' ');
+    let e = Entry {
+        hash: u64::from_str_radix(f.next()?, 16).ok()?,
+        token: f.next()?.parse().ok()?,
+        first: f.next()?.parse().ok()?,
+        until_ms: f.next()?.parse().ok()?,
+        identity: f.next()?.to_owned(),
+    };
+    f.next().is_none().then_some(e)
+}
+
+/// The entry of key `hash` in a registry body, found without parsing the
+/// others (the check of a key that is taken reads one line).
+pub(crate) fn find(body: &[u8], hash: u64) -> Option<Entry> {
+    let text = std::str::from_utf8(body).ok()?;
+    let rest = text.strip_prefix(HEAD)?;
+    let needle = format!("\n{hash:016x} ");
+    let at = rest.find(&needle)? + 1;
+    parse_line(rest[at..].lines().next()?)
 }
 
 /// A registry body holding `entries`.
@@ -295,7 +305,7 @@ async fn taken_unlocked(
         Response::NotFound => return Ok(None),
         r => return Err(super::other(r)),
     };
-    let Some(e) = parse(&body).into_iter().find(|e| e.hash == u.hash) else {
+    let Some(e) = find(&body, u.hash) else {
         return Ok(None);
     };
     taken(conn, server, p, &e).await
@@ -672,6 +682,10 @@ mod tests {
         let mut body = render(&e);
         body.extend_from_slice(b"zz 1 2 3 x\n00000000000000ff 1 2 3 x extra\n");
         assert_eq!(parse(&body), e);
+        assert_eq!(find(&body, u64::MAX), Some(entry(u64::MAX, 20)));
+        assert_eq!(find(&body, 1), Some(entry(1, 10)));
+        assert_eq!(find(&body, 2), None);
+        assert_eq!(find(b"lock", 1), None);
     }
 
     #[test]
