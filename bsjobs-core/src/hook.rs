@@ -145,6 +145,16 @@ impl std::fmt::Debug for Hooks {
 }
 
 impl Hooks {
+    /// The hooks a new client starts with: none, or with the feature
+    /// `opentelemetry` the one that puts the trace context into `meta`.
+    pub(crate) fn for_client() -> Self {
+        let built_in: Vec<std::sync::Arc<dyn Hook>> = vec![
+            #[cfg(feature = "opentelemetry")]
+            std::sync::Arc::new(crate::otel::Inject),
+        ];
+        Hooks(built_in)
+    }
+
     pub(crate) fn event(&self, e: &Event<'_>) {
         for h in &self.0 {
             h.on_event(e);

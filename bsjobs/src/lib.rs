@@ -147,6 +147,8 @@ pub use bsjobs_core::job::{
     CatchUp, Enqueue, Failure, JobContext, JobDescriptor, JobError, JobHandle, JobOptions,
     PreparedPut, Retry,
 };
+#[cfg(feature = "opentelemetry")]
+pub use bsjobs_core::otel;
 pub use bsjobs_core::proto::stats::{JobState, JobStats, ServerStats, TubeStats};
 pub use bsjobs_core::proto::JobId;
 pub use bsjobs_core::testing;

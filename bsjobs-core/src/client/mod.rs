@@ -171,7 +171,7 @@ impl Client {
             inner: Arc::new(Inner {
                 fleet: Fleet::new(&config),
                 config,
-                hooks: Default::default(),
+                hooks: std::sync::RwLock::new(crate::hook::Hooks::for_client()),
                 lanes,
                 next: AtomicUsize::new(0),
             }),
