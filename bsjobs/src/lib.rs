@@ -138,6 +138,13 @@
 //! running.await.unwrap()?;
 //! # Ok(()) }
 //! ```
+//!
+//! # Cargo features
+//!
+//! - `opentelemetry` (off by default): an enqueue made inside a `tracing`
+//!   span carries its W3C trace context in the envelope, and the worker's
+//!   span for each attempt continues that trace; the module `otel` tells
+//!   how.
 #![warn(missing_docs, unreachable_pub)]
 
 pub use bsjobs_core::admin;
