@@ -5,13 +5,15 @@
 # subscriber and with an OpenTelemetry tracing layer (BENCH_OTEL=1: spans
 # recorded by the SDK and dropped, enqueues inside a span, drained jobs
 # carrying a traceparent; see bench/src/otel.rs). The four runs of a round
-# follow each other; RUNS rounds (default 3). Prints min–max of each figure
+# follow each other; RUNS rounds (default 3); BENCH_ARGS replaces `--quick`
+# (e.g. `--quick --jobs 100000`). Prints min–max of each figure
 # and, per round, the ratio feature on / feature off with the same
 # subscriber: median (min–max).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-beanstalkd.sh
 RUNS=${RUNS:-3}
+read -r -a bench_args <<<"${BENCH_ARGS:---quick}"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 cargo build --release -p bsjobs-bench --features otel-layer
@@ -23,7 +25,7 @@ for i in $(seq "$RUNS"); do
     for otel in 0 1; do
         for build in off on; do
             echo "[bench-otel] round $i/$RUNS: feature $build, BENCH_OTEL=$otel" >&2
-            BENCH_OTEL=$otel "$out/bench-$build" --quick --only drain,enqueue \
+            BENCH_OTEL=$otel "$out/bench-$build" "${bench_args[@]}" --only drain,enqueue \
                 >"$out/$build-$otel-$i.txt" 2>/dev/null
         done
     done
@@ -40,6 +42,7 @@ fig() {
     # CPU per job, the lowest of the run's measurements (least disturbed).
     drain_cpu) grep '^- drain default' "$f" | sed -E 's/.*CPU per job: worker ([0-9.]+) µs.*/\1/' | sort -g | head -1 ;;
     enq1_cpu) grep '^- enqueue one:' "$f" | sed -E 's/.*producer process ([0-9.]+) µs.*/\1/' | sort -g | head -1 ;;
+    bulk_cpu) grep '^- enqueue bulk:' "$f" | sed -E 's/.*producer process ([0-9.]+) µs.*/\1/' | sort -g | head -1 ;;
     esac
 }
 
@@ -49,15 +52,17 @@ median_range() {
     sort -g | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%.3f (%.3f–%.3f)", m, v[1], v[NR]}'
 }
 
+printf '\nbench %s --only drain,enqueue\n' "${bench_args[*]}"
 printf '\n| figure | subscriber | feature off | feature on | on / off, median (min–max) of %s rounds |\n' "$RUNS"
 printf '|---|---|---:|---:|---|\n'
-for key in enq1 enq64 bulk drain enq1_cpu drain_cpu; do
+for key in enq1 enq64 bulk drain enq1_cpu bulk_cpu drain_cpu; do
     case $key in
     enq1) name="Job::enqueue, 1 task (jobs/s)" ;;
     enq64) name="Job::enqueue, 64 tasks (jobs/s)" ;;
     bulk) name="enqueue_many (jobs/s)" ;;
     drain) name="drain, default worker (jobs/s)" ;;
     enq1_cpu) name="producer CPU per job, 1 task (µs)" ;;
+    bulk_cpu) name="producer CPU per job, enqueue_many (µs)" ;;
     drain_cpu) name="worker CPU per job, drain (µs)" ;;
     esac
     for otel in 0 1; do

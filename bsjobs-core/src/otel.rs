@@ -3,12 +3,14 @@
 //!
 //! With the feature on, nothing needs to be called:
 //! - **Enqueue.** Every [`Client`](crate::Client) puts the OpenTelemetry
-//!   context of the current `tracing` span (or, without one, of
-//!   [`opentelemetry::Context::current`]) into the job's envelope as
+//!   context of the current `tracing` span (read through
+//!   [`opentelemetry::Context::current`], where the layer puts it, or the
+//!   span itself) into the job's envelope as
 //!   `meta.traceparent` (and `meta.tracestate` when it is not empty), in the
 //!   [W3C Trace Context](https://www.w3.org/TR/trace-context/) format. An
-//!   enqueue outside any sampled-or-not span context adds nothing; a raw job
-//!   carries nothing (its body is put as given). The client does this
+//!   enqueue with no valid span context (no span, or a subscriber without
+//!   the OpenTelemetry layer) adds nothing; a raw job carries nothing (its
+//!   body is put as given). The client does this
 //!   through an enqueue [hook](crate::hook) that it has from birth, before
 //!   the hooks added with [`Client::add_hook`](crate::Client::add_hook).
 //! - **Run.** The worker's span for each attempt (`job{tube=… id=…}`, one
@@ -84,14 +86,16 @@ impl Hook for Inject {
     }
 }
 
-/// The span context enqueues made here should carry: the current `tracing`
-/// span's, else OpenTelemetry's current context's.
+/// The span context enqueues made here should carry: OpenTelemetry's
+/// current one (the layer attaches each `tracing` span's as it is entered:
+/// one thread-local read), else the current `tracing` span's (a layer built
+/// `with_context_activation(false)`).
 fn current() -> Option<SpanContext> {
     let of = |cx: opentelemetry::Context| {
         let sc = cx.span().span_context().clone();
         sc.is_valid().then_some(sc)
     };
-    of(tracing::Span::current().context()).or_else(|| of(opentelemetry::Context::current()))
+    of(opentelemetry::Context::current()).or_else(|| of(tracing::Span::current().context()))
 }
 
 /// `00-<trace id>-<span id>-<flags>`.
