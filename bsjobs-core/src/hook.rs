@@ -29,7 +29,9 @@
 //! }
 //! ```
 //! Metadata set on the enqueue side travels in the envelope (`meta`) and is
-//! seen by the handler's side as [`CurrentJob::meta`].
+//! seen by the handler's side as [`CurrentJob::meta`]. With the cargo
+//! feature `opentelemetry`, every client starts with one hook of its own,
+//! ahead of those added: it sets `meta.traceparent` (module `otel`).
 
 use crate::job::HandlerFuture;
 use crate::proto::JobId;
