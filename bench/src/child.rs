@@ -12,6 +12,7 @@ use bsjobs::proto::{Command, Response};
 use bsjobs::{Client, ClientConfig, Shutdown, Worker};
 use std::io::BufRead as _;
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 /// `--worker-only --url U --tubes a,b [--concurrency N|default] [--expect N] [--skip K] [--grace-ms G] [--hook]`
 ///
@@ -178,55 +179,67 @@ pub(crate) async fn enqueue(args: &[String]) {
         None
     };
     let mut body = Vec::with_capacity(64);
+    // Under `BENCH_OTEL=1` every enqueue happens inside a span (without a
+    // subscriber the span is disabled and costs next to nothing).
+    let span = tracing::info_span!("producer");
+    let counted = existing.clone();
     let t0 = Instant::now();
-    match mode.as_str() {
-        "one" => {
-            for i in 0..n {
-                count(job(i).enqueue().await.expect("enqueue"), &existing);
-            }
-        }
-        "raw" => {
-            let conn = conn.as_mut().expect("raw connection");
-            for i in 0..n {
-                noop_body(&mut body, i);
-                let put = Command::Put {
-                    pri: 1024,
-                    delay: 0,
-                    ttr: 60,
-                    body: &body,
-                };
-                match conn.request(&put).await.expect("put") {
-                    Response::Inserted(_) => {}
-                    r => panic!("put: {r:?}"),
+    async move {
+        let existing = counted;
+        match mode.as_str() {
+            "one" => {
+                for i in 0..n {
+                    count(job(i).enqueue().await.expect("enqueue"), &existing);
                 }
             }
-        }
-        "conc" => {
-            let mut set = tokio::task::JoinSet::new();
-            for t in 0..tasks {
-                let existing = existing.clone();
-                set.spawn(async move {
-                    let mut i = t;
-                    while i < n {
-                        count(job(i).enqueue().await.expect("enqueue"), &existing);
-                        i += tasks;
+            "raw" => {
+                let conn = conn.as_mut().expect("raw connection");
+                for i in 0..n {
+                    noop_body(&mut body, i);
+                    let put = Command::Put {
+                        pri: 1024,
+                        delay: 0,
+                        ttr: 60,
+                        body: &body,
+                    };
+                    match conn.request(&put).await.expect("put") {
+                        Response::Inserted(_) => {}
+                        r => panic!("put: {r:?}"),
                     }
-                });
+                }
             }
-            while let Some(r) = set.join_next().await {
-                r.expect("producer task");
+            "conc" => {
+                let mut set = tokio::task::JoinSet::new();
+                for t in 0..tasks {
+                    let existing = existing.clone();
+                    set.spawn(
+                        async move {
+                            let mut i = t;
+                            while i < n {
+                                count(job(i).enqueue().await.expect("enqueue"), &existing);
+                                i += tasks;
+                            }
+                        }
+                        .instrument(tracing::Span::current()),
+                    );
+                }
+                while let Some(r) = set.join_next().await {
+                    r.expect("producer task");
+                }
             }
+            "bulk" => {
+                let client = Client::global().expect("global client");
+                let out = client.enqueue_many((0..n).map(job)).await;
+                assert_eq!(out.len() as u64, n);
+                for r in out {
+                    count(r.expect("bulk enqueue"), &existing);
+                }
+            }
+            m => panic!("unknown --mode {m}"),
         }
-        "bulk" => {
-            let client = Client::global().expect("global client");
-            let out = client.enqueue_many((0..n).map(job)).await;
-            assert_eq!(out.len() as u64, n);
-            for r in out {
-                count(r.expect("bulk enqueue"), &existing);
-            }
-        }
-        m => panic!("unknown --mode {m}"),
     }
+    .instrument(span)
+    .await;
     let secs = t0.elapsed().as_secs_f64();
     println!(
         "RESULT secs={secs:.6} cpu_s={:.6} existing={}",

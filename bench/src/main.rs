@@ -21,6 +21,7 @@
 
 mod child;
 mod jobs;
+mod otel;
 mod proc;
 mod raw;
 mod scenarios;
@@ -41,6 +42,9 @@ fn main() {
     }
     let rt = rt.enable_all().build().expect("tokio runtime");
     let has = |flag: &str| args.iter().any(|a| a == flag);
+    if has("--worker-only") || has("--enqueue-only") {
+        otel::install();
+    }
     if has("--worker-only") {
         rt.block_on(child::worker(&args));
     } else if has("--enqueue-only") {

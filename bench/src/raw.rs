@@ -45,7 +45,11 @@ pub(crate) async fn raw_watch(c: &mut Connection, tube: &str) {
 /// The body a generated `Noop::new(n)` puts: the envelope of `{"n":n}`.
 pub(crate) fn noop_body(out: &mut Vec<u8>, n: u64) {
     out.clear();
-    let _ = write!(out, "{{\"v\":1,\"args\":{{\"n\":{n}}}}}");
+    let _ = write!(out, "{{\"v\":1,\"args\":{{\"n\":{n}}}");
+    if crate::otel::on() {
+        out.extend_from_slice(crate::otel::META.as_bytes());
+    }
+    out.push(b'}');
 }
 
 /// Windows of commands kept on the wire by the raw ceilings: while the

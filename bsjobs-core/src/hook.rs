@@ -51,7 +51,9 @@
 //! ```
 //!
 //! Metadata set on the enqueue side travels in the envelope (`meta`) and is
-//! seen by the handler's side as [`JobContext::meta`](crate::job::JobContext::meta).
+//! seen by the handler's side as [`JobContext::meta`](crate::job::JobContext::meta). With the cargo
+//! feature `opentelemetry`, every client starts with one hook of its own,
+//! ahead of those added: it sets `meta.traceparent` (module `otel`).
 //!
 //! # Per job
 //! [`Client::add_hook_for`](crate::Client::add_hook_for) and
@@ -232,6 +234,20 @@ impl std::fmt::Debug for HookSet {
 }
 
 impl HookSet {
+    /// The hooks a new client starts with: none, or with the feature
+    /// `opentelemetry` the one that puts the trace context into `meta`,
+    /// ahead of every hook added.
+    pub(crate) fn for_client() -> Self {
+        let built_in: Vec<Arc<dyn Hook>> = vec![
+            #[cfg(feature = "opentelemetry")]
+            Arc::new(crate::otel::Inject),
+        ];
+        HookSet {
+            global: built_in,
+            per_job: Vec::new(),
+        }
+    }
+
     /// Adds a hook for every job.
     pub(crate) fn add(&mut self, hook: Arc<dyn Hook>) {
         self.global.push(hook);

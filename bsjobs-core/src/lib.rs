@@ -6,7 +6,9 @@
 //! - [`client`]: async connections and the shared producer [`Client`];
 //! - [`job`]: job descriptors, options, the envelope, enqueueing;
 //! - [`worker`]: the runtime that reserves and runs jobs;
-//! - [`testing`]: a real beanstalkd on a free loopback port, for tests.
+//! - [`testing`]: a real beanstalkd on a free loopback port, for tests;
+//! - `otel` (cargo feature `opentelemetry`): W3C trace context from the
+//!   enqueue to the handler's span.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod admin;
@@ -15,6 +17,8 @@ mod error;
 pub mod hook;
 pub mod job;
 mod metrics;
+#[cfg(feature = "opentelemetry")]
+pub mod otel;
 pub mod proto;
 pub mod testing;
 pub mod worker;

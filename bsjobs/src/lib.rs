@@ -172,6 +172,13 @@
 //! running.await.unwrap()?;
 //! # Ok(()) }
 //! ```
+//!
+//! # Cargo features
+//!
+//! - `opentelemetry` (off by default): an enqueue made inside a `tracing`
+//!   span carries its W3C trace context in the envelope, and the worker's
+//!   span for each attempt continues that trace; the module `otel` tells
+//!   how.
 #![warn(missing_docs, unreachable_pub)]
 
 pub use bsjobs_core::admin;
@@ -181,6 +188,8 @@ pub use bsjobs_core::job::{
     CatchUp, Enqueue, Failure, Job, JobContext, JobDescriptor, JobError, JobHandle, JobOptions,
     PreparedPut, Retry,
 };
+#[cfg(feature = "opentelemetry")]
+pub use bsjobs_core::otel;
 pub use bsjobs_core::proto::stats::{JobState, JobStats, ServerStats, TubeStats};
 pub use bsjobs_core::proto::JobId;
 pub use bsjobs_core::testing;

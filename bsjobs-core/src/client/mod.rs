@@ -176,7 +176,7 @@ impl Client {
                 unique,
                 fleet: Fleet::new(&config),
                 config,
-                hooks: Default::default(),
+                hooks: std::sync::RwLock::new(crate::hook::HookSet::for_client()),
                 lanes,
                 next: AtomicUsize::new(0),
             }),

@@ -681,6 +681,10 @@ impl TubeLoop {
         self.running.fetch_add(1, Ordering::AcqRel);
         let guard = RunningGuard(self.running.clone());
         let span = tracing::info_span!("job", tube = ctx.descriptor.tube, id);
+        // Feature `opentelemetry`: this attempt's span continues the trace
+        // the envelope carries (before its first enter, when it starts).
+        #[cfg(feature = "opentelemetry")]
+        crate::otel::continue_trace(&span, ctx.descriptor, &body);
         let handle = tokio::spawn(
             async move {
                 let _guard = guard;
