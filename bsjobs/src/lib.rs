@@ -107,6 +107,30 @@
 //! ([`Client::add_hook_for`], [`Worker::hook_for`]), they see only that
 //! job, inside the global ones.
 //!
+//! # Unique jobs
+//!
+//! While a job with the same key waits, is delayed or runs (or for
+//! `unique_for` after its enqueue), another enqueue puts nothing and returns
+//! that job's handle, marked [`existing`](JobHandle::existing). The key is
+//! the job's tube and arguments, or one given per call:
+//!
+//! ```no_run
+//! #[bsjobs::job(tube = "sync_user", unique_for = "10m")]
+//! async fn sync_user(user: u64) {}
+//!
+//! # async fn app() -> Result<(), bsjobs::Error> {
+//! let first = SyncUser::enqueue(42).await?;
+//! let again = SyncUser::enqueue(42).await?;
+//! assert!(again.existing && again.identity == first.identity);
+//! SyncUser::new(7).unique_key("user-7").enqueue().await?;
+//! # Ok(()) }
+//! # fn main() {}
+//! ```
+//!
+//! It runs on beanstalkd alone, with no leader and no tube per key; the
+//! README's "Unique jobs" says how, what it costs, and what a burial, a
+//! restart or a crash does to a key.
+//!
 //! # Run a worker
 //!
 //! ```no_run
