@@ -210,7 +210,7 @@ pub use bsjobs_core::client::{Client, ClientConfig, ServerSpec, ServerStatus};
 pub use bsjobs_core::hook;
 pub use bsjobs_core::job::{
     CatchUp, Enqueue, Failure, Job, JobContext, JobDescriptor, JobError, JobHandle, JobOptions,
-    PreparedPut, Retry,
+    PreparedPut, Retry, Unique,
 };
 #[cfg(feature = "opentelemetry")]
 pub use bsjobs_core::otel;
