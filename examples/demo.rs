@@ -30,7 +30,7 @@ async fn main() -> Result<(), bsjobs::Error> {
 
     // The producer: examples/producer.rs.
     println!(
-        "[{:5.2}s] enqueue: email now, email in 2 s, resize at now+3 s, heartbeat x3, failing report",
+        "[{:5.2}s] enqueue: email now, email in 2 s, resize at now+3 s, heartbeat x3, a unique sync twice, failing report",
         elapsed()
     );
     let report = enqueue_examples().await?;

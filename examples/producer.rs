@@ -1,4 +1,4 @@
-//! A producer: enqueues immediate, delayed, scheduled, repeating and failing
+//! A producer: enqueues immediate, delayed, scheduled, repeating, unique and failing
 //! jobs (see `enqueue_examples` in `src/lib.rs` for the calls themselves).
 //!
 //! ```sh

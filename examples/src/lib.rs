@@ -84,6 +84,13 @@ pub async fn nightly_report(day: String) -> Result<(), String> {
     Err(format!("the data warehouse is down (day {day})"))
 }
 
+/// Syncs a user's profile; one sync per user at a time, and none again
+/// within a minute of the last enqueue (`unique_for`).
+#[bsjobs::job(tube = "sync_user", unique_for = "1m")]
+pub async fn sync_user(user: u64) {
+    println!("[{:5.2}s] synced user {user}", elapsed());
+}
+
 /// What the producer example enqueues: one job of each kind. Returns the
 /// handle of the failing report, which ends up buried.
 pub async fn enqueue_examples() -> Result<bsjobs::JobHandle, bsjobs::Error> {
@@ -112,6 +119,17 @@ pub async fn enqueue_examples() -> Result<bsjobs::JobHandle, bsjobs::Error> {
 
     // Repeating: every second, three times (see #[job(repeat, max)]).
     Heartbeat::enqueue("api".into()).await?;
+
+    // Unique: the second enqueue puts nothing and returns the first job.
+    let first = SyncUser::enqueue(42).await?;
+    let again = SyncUser::enqueue(42).await?;
+    println!(
+        "[{:5.2}s] sync_user(42) enqueued as job {}; again: existing = {}, job {}",
+        elapsed(),
+        first.id,
+        again.existing,
+        again.id
+    );
 
     // Failing: retried once, then buried for an operator.
     NightlyReport::enqueue("2026-11-26".into()).await
