@@ -10,7 +10,7 @@ use bsjobs::testing::Beanstalkd;
 use bsjobs::Client;
 use bsjobs_tests::{counts, until};
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -359,14 +359,7 @@ async fn missed_ticks_are_caught_up_once_or_skipped() {
 // Fault test: worker processes and a beanstalkd kill.
 // ---------------------------------------------------------------------------
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use bsjobs_tests::KillOnDrop as Proc;
 
 fn spawn_worker(url: &str, ledger: &std::path::Path, log: &std::path::Path) -> Proc {
     let log = std::fs::OpenOptions::new()

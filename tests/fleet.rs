@@ -16,7 +16,7 @@ use bsjobs::Client;
 use bsjobs_tests::{init_tracing, spawn_worker, until};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -58,15 +58,7 @@ fn producer(url: &str, p: u64) {
     });
 }
 
-/// A child process killed if the test ends early.
-struct Producer(Child);
-
-impl Drop for Producer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use bsjobs_tests::KillOnDrop as Producer;
 
 #[test]
 fn producers_survive_a_server_killed_twice() {

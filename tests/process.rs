@@ -10,7 +10,7 @@ use bsjobs::Client;
 use bsjobs_tests::ledger::{Entry, Ledger};
 use bsjobs_tests::{counts, eventually, until};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_run-worker");
@@ -95,15 +95,7 @@ fn run_mode(url: Option<&str>, ledger: &Ledger, args: &[&str]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// A child killed and reaped on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use bsjobs_tests::KillOnDrop as Proc;
 
 fn has(ledger: &Ledger, what: &str, job: &str, key: &str) -> bool {
     ledger.read().iter().any(|e| match e {

@@ -6,7 +6,7 @@ use bsjobs::Client;
 use bsjobs_tests::{counts, init_tracing, server, spawn_worker, until};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -349,14 +349,7 @@ fn producer(url: &str, p: u64, start_ms: u128) {
     });
 }
 
-struct Producer(Child);
-
-impl Drop for Producer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use bsjobs_tests::KillOnDrop as Producer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_producers_racing_over_100_keys_make_exactly_100_jobs() {

@@ -17,6 +17,17 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// A child process (a producer, a worker) killed and reaped when dropped,
+/// so that a failing test leaves no process behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts a fresh beanstalkd on a free loopback port and a client for it.
 pub fn server() -> (Beanstalkd, bsjobs::Client) {
     init_tracing();

@@ -501,6 +501,23 @@ async fn finish(
     held: &[Held],
     replaced: bool,
 ) -> Result<(), Error> {
+    queue_let_go(conn, held, replaced);
+    conn.queue(&Command::Ignore(bucket));
+    recv_let_go(conn, held).await?;
+    match conn.recv().await? {
+        Response::Watching(_) => Ok(()),
+        r => Err(super::other(r)),
+    }
+}
+
+async fn finish_release(conn: &mut Connection, held: &[Held]) -> Result<(), Error> {
+    queue_let_go(conn, held, false);
+    recv_let_go(conn, held).await
+}
+
+/// Queues the deletes (`replaced`: a new registry is in) or releases of
+/// the held registries.
+fn queue_let_go(conn: &mut Connection, held: &[Held], replaced: bool) {
     for h in held {
         conn.queue(&if replaced {
             Command::Delete(h.id)
@@ -512,31 +529,16 @@ async fn finish(
             }
         });
     }
-    conn.queue(&Command::Ignore(bucket));
+}
+
+/// Sends what is queued and reads the replies of [`queue_let_go`].
+async fn recv_let_go(conn: &mut Connection, held: &[Held]) -> Result<(), Error> {
     conn.flush().await?;
     for _ in held {
         match conn.recv().await? {
             Response::Deleted | Response::Released | Response::NotFound => {}
             r => return Err(super::other(r)),
         }
-    }
-    match conn.recv().await? {
-        Response::Watching(_) => Ok(()),
-        r => Err(super::other(r)),
-    }
-}
-
-async fn finish_release(conn: &mut Connection, held: &[Held]) -> Result<(), Error> {
-    for h in held {
-        conn.queue(&Command::Release {
-            id: h.id,
-            pri: 0,
-            delay: 0,
-        });
-    }
-    conn.flush().await?;
-    for _ in held {
-        conn.recv().await?;
     }
     Ok(())
 }
